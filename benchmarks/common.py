@@ -1,0 +1,56 @@
+"""Shared benchmark plumbing: fixed prompts, peak RSS, the table + final JSON line convention."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+from typing import Any, Sequence
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# Fixed prompts of the three content kinds (not tuned for the model; just representative).
+BENCH_PROMPTS = [
+    "Write one paragraph for the section 'Brewing green tea' of an article about tea for beginners.",
+    "Write a product description paragraph for a stainless steel travel mug that keeps drinks hot for 6 hours.",
+    "Write the body of a Python function count_vowels(text) that returns how many vowels are in text.",
+    "Write one paragraph for the section 'Choosing a bike' of an article about commuting by bicycle.",
+    "Write a product description paragraph for a USB-C desk lamp with five brightness levels.",
+    "Write a Python function that returns the largest of three numbers, with a docstring.",
+    "Write one paragraph for the section 'Getting started' of an article about composting at home.",
+    "Write a product description paragraph for a 30 litre backpack made of recycled nylon.",
+]
+
+
+def peak_rss_mb() -> float:
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024 if sys.platform != "darwin" else kb / 1024 / 1024
+
+
+def machine() -> str:
+    return f"{platform.machine()} {os.cpu_count()} cpu, python {platform.python_version()}"
+
+
+def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    print(f"\n{title}")
+    print("  ".join(h.ljust(w) for h, w in zip(cells[0], widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in cells[1:]:
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def emit_json(result: dict[str, Any]) -> None:
+    """The last line of every benchmark: one JSON object."""
+    print(json.dumps(result, sort_keys=True))

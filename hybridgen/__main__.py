@@ -1,0 +1,3 @@
+from hybridgen.cli import main
+
+main()

@@ -1,0 +1,42 @@
+"""`hybridgen submit FILE`: store a batch and queue it for workers."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from hybridgen.commands.inputs import expand_paths, read_batch
+from hybridgen.context import CliContext
+from pipeline.submission import MODES, queued_item_ids, submit_batch
+from workers.enqueue import enqueue_items
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--mode", type=click.Choice(MODES), default="ar", show_default=True,
+              help="Generation mode for the batch (jobs may override it in their params).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def submit(files: tuple[str, ...], mode: str, as_json: bool) -> None:
+    """Store each FILE (JSONL, one job per line; a folder means its *.jsonl files) as a batch
+    and queue it. Prints the batch id. Every file is checked before anything is stored."""
+    ctx = CliContext.from_env()
+    parsed = [(p, read_batch(p)) for p in expand_paths(files)]
+    sessions = ctx.sessions()
+    results = []
+    for path, batch in parsed:
+        result = submit_batch(sessions, batch, name=path.name, mode=mode)
+        # A resubmitted batch may still have items that never reached a worker; queue those.
+        to_queue = result.new_item_ids or queued_item_ids(sessions, result.batch_id, only_unenqueued=True)
+        tasks = enqueue_items(ctx.celery, ctx.settings, to_queue) if to_queue else 0
+        results.append({**result.as_dict(), "file": str(path), "tasks": tasks})
+        if not as_json:
+            note = " (already submitted: nothing new stored)" if result.duplicate_batch else ""
+            click.echo(
+                f"{path}: batch {result.batch_id}, {len(result.new_item_ids)} new item(s), "
+                f"{len(result.existing)} already stored by key, {tasks} task(s) queued{note}",
+                err=True,
+            )
+            click.echo(result.batch_id)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))

@@ -1,0 +1,1 @@
+"""Alembic environment and revisions. Self-contained: nothing here imports the live models."""

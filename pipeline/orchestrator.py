@@ -1,0 +1,123 @@
+"""run_chunk: claim items, generate them, store each item's attempts and final status.
+
+    claim (queued -> running)  ──►  generate by the item's mode  ──►  finish (one transaction per item)
+
+Data moves forward only: this module never touches the queue. Celery tasks (workers/) and the
+in-process `hybridgen run` both call run_chunk with item ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from pipeline.ar_path import run_ar
+from pipeline.heartbeat import Heartbeat
+from pipeline.jobs import ItemJob, ItemOutcome
+from pipeline.runtime import Runtime
+from pipeline.storage.models import Batch, Item, ItemStatus
+from pipeline.storage.queries import Claim, claim_items, finish_item
+from pipeline.storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChunkOutcome:
+    claimed: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    """Items not claimable: already final, running elsewhere, or missing."""
+    finished: dict[int, str] = field(default_factory=dict)
+    """item id -> final status, for items whose result this run stored."""
+    lost: list[int] = field(default_factory=list)
+    """Items whose claim was taken over before this run could store its result."""
+
+
+def run_chunk(item_ids: Sequence[int], *, sessions: sessionmaker[Session], runtime: Runtime) -> ChunkOutcome:
+    settings = runtime.settings
+    worker = runtime.worker_id
+    outcome = ChunkOutcome()
+    stale_before = utcnow() - timedelta(seconds=settings.stale_after_s)
+    with sessions.begin() as session:
+        claims = claim_items(session, item_ids, worker, stale_before)
+    by_id = {c.item_id: c for c in claims}
+    outcome.claimed = [c.item_id for c in claims]
+    outcome.skipped = [i for i in item_ids if i not in by_id]
+    if not claims:
+        return outcome
+
+    jobs = _load_jobs(sessions, claims)
+    with Heartbeat(sessions, claims, worker, settings.heartbeat_interval_s):
+        results = _generate(jobs, runtime)
+
+    for job in jobs:
+        result = results[job.item_id]
+        claim = by_id[job.item_id]
+        stored = _store_result(sessions, claim, worker, result)
+        if stored:
+            outcome.finished[job.item_id] = result.status
+        else:
+            log.warning("item %s: claim lost to another worker; this run's result was discarded", job.item_id)
+            outcome.lost.append(job.item_id)
+    return outcome
+
+
+def _store_result(sessions: sessionmaker[Session], claim: Claim, worker: str, result: ItemOutcome) -> bool:
+    """One transaction per item: attempts + final status, or nothing if the claim was lost."""
+    with sessions() as session:
+        try:
+            stored = finish_item(
+                session, claim, worker,
+                status=ItemStatus(result.status),
+                attempts=result.attempts,
+                output=result.output,
+                final_path=result.final_path,
+                error=result.error,
+            )
+            if stored:
+                session.commit()
+            else:
+                session.rollback()
+            return stored
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def _load_jobs(sessions: sessionmaker[Session], claims: Sequence[Claim]) -> list[ItemJob]:
+    runs = {c.item_id: c.run_no for c in claims}
+    with sessions() as session:
+        rows = session.execute(
+            select(Item.id, Item.kind, Item.input, Item.params, Batch.mode)
+            .join(Batch, Batch.id == Item.batch_id)
+            .where(Item.id.in_(list(runs)))
+            .order_by(Item.id)
+        ).all()
+    return [
+        ItemJob(item_id=i, run_no=runs[i], kind=kind, input=inp, params=params or {},
+                mode=(params or {}).get("mode", mode))
+        for i, kind, inp, params, mode in rows
+    ]
+
+
+def _generate(jobs: list[ItemJob], runtime: Runtime) -> dict[int, ItemOutcome]:
+    """Run every job down its path. An exception fails the affected items with `error`, never loses them."""
+    try:
+        attempts = run_ar(jobs, runtime.planner, runtime.settings, path="ar")
+    except Exception as e:  # noqa: BLE001 - stored on the items; the worker stays up
+        log.exception("generation failed for items %s", [j.item_id for j in jobs])
+        message = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"
+        return {j.item_id: ItemOutcome(status=ItemStatus.error.value, error=message) for j in jobs}
+    outcomes = {}
+    for job, attempt in zip(jobs, attempts):
+        status = ItemStatus.done if attempt.passed else ItemStatus.flagged
+        outcomes[job.item_id] = ItemOutcome(
+            status=status.value, output=attempt.output, final_path=attempt.path, attempts=[attempt]
+        )
+    return outcomes

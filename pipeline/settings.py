@@ -1,0 +1,155 @@
+"""The one settings object.
+
+Every knob of hybridgen is a field here, read from an environment variable `HYBRIDGEN_<FIELD>`
+(upper case). The README's configuration table is checked against this class by a test, so a new
+field without documentation fails CI.
+
+Why not pydantic-settings: it would be one more dependency for ~60 lines, and we want unknown
+`HYBRIDGEN_*` variables to be an error (a typo in production should not silently fall back to the
+embedded SQLite database).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import platformdirs
+
+ENV_PREFIX = "HYBRIDGEN_"
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+def setting(default: Any, help: str) -> Any:
+    """A settings field: its default and the one line the README shows for it."""
+    return field(default=default, metadata={"help": help})
+
+
+class SettingsError(ValueError):
+    """An environment variable could not be read as the setting it names."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # -- where things live -------------------------------------------------------------------
+    data_dir: Path = setting(
+        Path(platformdirs.user_data_dir("hybridgen")),
+        "Folder for the embedded SQLite database and broker.",
+    )
+    cache_dir: Path = setting(
+        Path(platformdirs.user_cache_dir("hybridgen")),
+        "Folder for converted model weights and other caches.",
+    )
+    database_url: str = setting(
+        "",
+        "SQLAlchemy URL; empty means SQLite at DATA_DIR/hybridgen.sqlite.",
+    )
+    broker_url: str = setting(
+        "",
+        "Celery broker URL; empty means kombu's SQLAlchemy transport on DATA_DIR/broker.sqlite.",
+    )
+    # -- models ------------------------------------------------------------------------------
+    model: str = setting(
+        DEFAULT_MODEL,
+        "Planner / AR model: the default alias, an HF model id, a local path, or tiny-llama / "
+        "tiny-qwen2 (random test models).",
+    )
+    device: str = setting("auto", "Torch device: auto (cuda when available), cpu, cuda, cuda:N.")
+    dtype: str = setting("auto", "Weights dtype: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16.")
+    # -- generation --------------------------------------------------------------------------
+    max_new_tokens: int = setting(320, "Hard cap on generated tokens per AR call.")
+    temperature: float = setting(0.0, "Sampling temperature; 0 means greedy.")
+    top_p: float = setting(1.0, "Nucleus sampling mass when temperature > 0.")
+    seed: int = setting(0, "Seed for sampled decoding; output is deterministic for a fixed seed.")
+    # -- queue -------------------------------------------------------------------------------
+    chunk_size: int = setting(8, "Items per queue task; they are generated as one batch.")
+    queue_name: str = setting("hybridgen", "Celery queue that submit writes to and workers read.")
+    worker_concurrency: int = setting(1, "Worker processes per `hybridgen worker` (one per GPU).")
+    task_time_limit_s: int = setting(1800, "Hard time limit of one chunk task, in seconds.")
+    visibility_timeout_s: int = setting(
+        3600, "Redis visibility timeout: an unacked task is redelivered after this (above the longest chunk)."
+    )
+    broker_poll_interval_s: float = setting(0.2, "How often the embedded SQLite broker is polled.")
+    heartbeat_interval_s: float = setting(10.0, "How often a worker refreshes the claim on items it is running.")
+    stale_after_s: float = setting(
+        120.0, "A running item whose heartbeat is older than this is considered abandoned and requeued."
+    )
+    log_level: str = setting("WARNING", "Logging level of the CLI (workers log at INFO unless --loglevel says otherwise).")
+
+    # ---------------------------------------------------------------------------------------
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Read every `HYBRIDGEN_*` variable; unknown ones and unparsable values are errors."""
+        env = os.environ if env is None else env
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, raw in env.items():
+            if not key.startswith(ENV_PREFIX):
+                continue
+            name = key[len(ENV_PREFIX):].lower()
+            if name not in known:
+                raise SettingsError(
+                    f"unknown setting {key}; known settings: "
+                    + ", ".join(ENV_PREFIX + n.upper() for n in sorted(known))
+                )
+            values[name] = _parse(key, raw, known[name])
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    # -- derived values ----------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.data_dir).expanduser().resolve() / 'hybridgen.sqlite'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        if self.broker_url:
+            return self.broker_url
+        return f"sqla+sqlite:///{Path(self.data_dir).expanduser().resolve() / 'broker.sqlite'}"
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when both the database and the broker are the zero-setup SQLite defaults."""
+        return not self.database_url and not self.broker_url
+
+
+def documented_settings() -> list[tuple[str, str, str]]:
+    """(ENV_NAME, default as shown in docs, help) for every setting; used by the README test."""
+    rows = []
+    for f in fields(Settings):
+        default = f.default
+        if isinstance(default, Path):
+            shown = "user data dir" if f.name == "data_dir" else "user cache dir"
+        else:
+            shown = repr(default) if isinstance(default, str) else str(default)
+        rows.append((ENV_PREFIX + f.name.upper(), shown, f.metadata["help"]))
+    return rows
+
+
+def _parse(key: str, raw: str, f: dataclasses.Field) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(raw)
+        if kind == "Path":
+            return Path(raw).expanduser()
+        return raw
+    except ValueError:
+        raise SettingsError(f"{key}={raw!r} is not a valid {kind}") from None

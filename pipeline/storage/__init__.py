@@ -1,0 +1,1 @@
+"""Relational storage: SQLAlchemy models, engine/session setup, migrations runner and queries."""

@@ -1,0 +1,265 @@
+"""Queries and state transitions on items. Every write that matters is guarded by the claim.
+
+A worker *claims* an item (queued -> running, run_count += 1) and owns that run until it
+finishes it. Finishing writes the attempts and the final status in one transaction, and only if
+the claim is still this worker's: if the item was requeued and claimed by someone else meanwhile
+(a redelivered task after a crash), the late writer's transaction changes nothing. So an item
+ends with exactly one final output, and attempt rows are never half-written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from pipeline.storage.models import Attempt, Batch, Item, ItemStatus
+from pipeline.storage.types import utcnow
+
+
+@dataclass
+class AttemptRecord:
+    """An attempt as the orchestrator produces it, before it is stored."""
+
+    path: str
+    passed: bool
+    output: str | None
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    models: dict[str, Any] = field(default_factory=dict)
+    plan: dict[str, Any] | None = None
+    timings: dict[str, Any] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    forward_passes: int = 0
+    started_at: datetime = field(default_factory=utcnow)
+    finished_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def tokens_per_forward(self) -> float:
+        return self.generated_tokens / self.forward_passes if self.forward_passes else 0.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    item_id: int
+    run_no: int
+
+
+def claim_items(session: Session, item_ids: Iterable[int], worker: str, stale_before: datetime) -> list[Claim]:
+    """Move claimable items to running for `worker`. Claimable: queued, or running with a stale heartbeat."""
+    now = utcnow()
+    claims = []
+    for item_id in item_ids:
+        row = session.execute(
+            update(Item)
+            .where(
+                Item.id == item_id,
+                or_(
+                    Item.status == ItemStatus.queued.value,
+                    and_(Item.status == ItemStatus.running.value, Item.heartbeat_at < stale_before),
+                ),
+            )
+            .values(
+                status=ItemStatus.running.value,
+                run_count=Item.run_count + 1,
+                claimed_by=worker,
+                heartbeat_at=now,
+                started_at=now,
+                updated_at=now,
+                error=None,
+            )
+            .returning(Item.run_count)
+        ).first()
+        if row is not None:
+            claims.append(Claim(item_id, row[0]))
+    return claims
+
+
+def heartbeat(session: Session, claims: Sequence[Claim], worker: str) -> int:
+    """Refresh the heartbeat of items this worker still owns; returns how many it still owns."""
+    if not claims:
+        return 0
+    result = session.execute(
+        update(Item)
+        .where(
+            Item.id.in_([c.item_id for c in claims]),
+            Item.claimed_by == worker,
+            Item.status == ItemStatus.running.value,
+        )
+        .values(heartbeat_at=utcnow())
+    )
+    return result.rowcount or 0
+
+
+def finish_item(
+    session: Session,
+    claim: Claim,
+    worker: str,
+    *,
+    status: ItemStatus,
+    attempts: Sequence[AttemptRecord],
+    output: str | None = None,
+    final_path: str | None = None,
+    error: str | None = None,
+) -> bool:
+    """Store the attempts and final state of one claimed item. False if the claim was lost.
+
+    The caller commits; on False it must roll back (nothing of this run may persist).
+    """
+    if status not in ItemStatus.final():
+        raise ValueError(f"finish_item needs a final status, got {status}")
+    now = utcnow()
+    owned = session.execute(
+        update(Item)
+        .where(
+            Item.id == claim.item_id,
+            Item.run_count == claim.run_no,
+            Item.claimed_by == worker,
+            Item.status == ItemStatus.running.value,
+        )
+        .values(
+            status=status.value, output=output, final_path=final_path, error=error,
+            finished_at=now, updated_at=now, claimed_by=None,
+        )
+    ).rowcount
+    if owned != 1:
+        return False
+    final_attempt_id = None
+    for rec in attempts:
+        attempt = Attempt(
+            item_id=claim.item_id,
+            run_no=claim.run_no,
+            path=rec.path,
+            models=rec.models,
+            passed=rec.passed,
+            output=rec.output,
+            plan=rec.plan,
+            reports=rec.reports,
+            timings=rec.timings,
+            prompt_tokens=rec.prompt_tokens,
+            generated_tokens=rec.generated_tokens,
+            forward_passes=rec.forward_passes,
+            tokens_per_forward=round(rec.tokens_per_forward, 4),
+            duration_s=round((rec.finished_at - rec.started_at).total_seconds(), 4),
+            started_at=rec.started_at,
+            finished_at=rec.finished_at,
+        )
+        session.add(attempt)
+        session.flush()
+        if rec.path == final_path:
+            final_attempt_id = attempt.id
+    if final_attempt_id is not None:
+        session.execute(update(Item).where(Item.id == claim.item_id).values(final_attempt_id=final_attempt_id))
+    return True
+
+
+def requeue_items(session: Session, item_ids: Iterable[int], *, only_final: bool = False) -> list[int]:
+    """Put items back to queued (admin requeue). Returns the ids that changed."""
+    ids = list(item_ids)
+    if not ids:
+        return []
+    cond = [Item.id.in_(ids)]
+    if only_final:
+        cond.append(Item.status.in_([s.value for s in ItemStatus.final()]))
+    rows = session.execute(
+        update(Item)
+        .where(*cond)
+        .values(status=ItemStatus.queued.value, claimed_by=None, enqueued_at=None, updated_at=utcnow())
+        .returning(Item.id)
+    ).all()
+    return [r[0] for r in rows]
+
+
+def reap_stale(session: Session, stale_before: datetime) -> list[int]:
+    """Requeue running items whose worker stopped heart-beating. Returns their ids."""
+    rows = session.execute(
+        update(Item)
+        .where(Item.status == ItemStatus.running.value, Item.heartbeat_at < stale_before)
+        .values(status=ItemStatus.queued.value, claimed_by=None, enqueued_at=None, updated_at=utcnow())
+        .returning(Item.id)
+    ).all()
+    return sorted(r[0] for r in rows)
+
+
+def unenqueued_items(session: Session, created_before: datetime, limit: int = 10_000) -> list[int]:
+    """Queued items that no task carries (never enqueued, or requeued); the reaper enqueues them."""
+    rows = session.execute(
+        select(Item.id)
+        .where(Item.status == ItemStatus.queued.value, Item.enqueued_at.is_(None), Item.updated_at < created_before)
+        .order_by(Item.id)
+        .limit(limit)
+    ).all()
+    return [r[0] for r in rows]
+
+
+def mark_enqueued(session: Session, item_ids: Sequence[int]) -> None:
+    if item_ids:
+        session.execute(update(Item).where(Item.id.in_(list(item_ids))).values(enqueued_at=utcnow()))
+
+
+def status_counts(session: Session, batch_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(Item.status, func.count()).where(Item.batch_id == batch_id).group_by(Item.status)
+    ).all()
+    counts = {s.value: 0 for s in ItemStatus}
+    counts.update({status: n for status, n in rows})
+    return counts
+
+
+def batch_summary(session: Session, batch_id: int) -> dict[str, Any] | None:
+    """Progress, pass/fallback rates and decode counters of one batch."""
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        return None
+    counts = status_counts(session, batch_id)
+    total = sum(counts.values())
+    finished = sum(counts[s.value] for s in ItemStatus.final())
+    by_kind = {
+        kind: {"items": n, "done": d}
+        for kind, n, d in session.execute(
+            select(Item.kind, func.count(), func.sum(case((Item.status == ItemStatus.done.value, 1), else_=0)))
+            .where(Item.batch_id == batch_id)
+            .group_by(Item.kind)
+        ).all()
+    }
+    attempt_rows = session.execute(
+        select(
+            Attempt.path,
+            func.count(),
+            func.sum(case((Attempt.passed, 1), else_=0)),
+            func.sum(Attempt.generated_tokens),
+            func.sum(Attempt.forward_passes),
+            func.sum(Attempt.duration_s),
+        )
+        .join(Item, Item.id == Attempt.item_id)
+        .where(Item.batch_id == batch_id)
+        .group_by(Attempt.path)
+    ).all()
+    paths = {
+        path: {
+            "attempts": n,
+            "passed": int(passed or 0),
+            "generated_tokens": int(tokens or 0),
+            "forward_passes": int(fwd or 0),
+            "tokens_per_forward": round((tokens or 0) / fwd, 3) if fwd else 0.0,
+            "seconds": round(secs or 0.0, 2),
+        }
+        for path, n, passed, tokens, fwd, secs in attempt_rows
+    }
+    return {
+        "batch_id": batch.id,
+        "name": batch.name,
+        "mode": batch.mode,
+        "created_at": batch.created_at.isoformat(),
+        "total": total,
+        "finished": finished,
+        "progress": round(finished / total, 4) if total else 1.0,
+        "counts": counts,
+        "kinds": by_kind,
+        "paths": paths,
+        "pass_rate": round(counts["done"] / finished, 4) if finished else None,
+    }
+

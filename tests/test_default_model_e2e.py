@@ -1,0 +1,37 @@
+"""`hybridgen run` with the real default model (SmolLM2-135M-Instruct) on the embedded SQLite defaults."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import cli_env, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_examples_subset_with_default_model(tmp_path, model_cache_dir):
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("\n".join(json.dumps(j) for j in [
+        {"kind": "article", "input": {"topic": "the history of tea", "sections": 2}},
+        {"kind": "product", "input": {"name": "Aurora Mug", "attributes": {"material": "steel", "capacity": "350 ml"}}},
+        {"kind": "code", "input": {"prompt": "Write a function add(a, b) that returns the sum of a and b.",
+                                   "tests": ["assert add(1, 2) == 3"]}},
+    ]))
+    env = cli_env(data_dir=tmp_path / "data", cache_dir=model_cache_dir, max_new_tokens=48)
+    result = run_cli(["run", str(jobs), "--json"], env, timeout=600)
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    summary = json.loads(result.stdout)[0]
+    assert summary["finished"] == 3 and summary["counts"]["error"] == 0
+    ar = summary["paths"]["ar"]
+    assert ar["attempts"] == 3 and 0 < ar["tokens_per_forward"] <= 1.0
+
+    out = tmp_path / "out.jsonl"
+    assert run_cli(["export", str(summary["batch_id"]), "-o", str(out)], env).returncode == 0
+    records = {r["kind"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert records["article"]["output"].startswith("# ")  # the article prompt opens the reply with a title
+    assert "def add" in records["code"]["output"]
+    assert records["code"]["reports"][0]["validator"] == "python_syntax"
+    # The small model really writes: outputs are sentences, not token soup.
+    assert len(records["article"]["output"].split()) > 15

@@ -1,0 +1,1 @@
+"""Celery wiring: the app factory, thin tasks that take item ids, and enqueueing."""

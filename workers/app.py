@@ -1,0 +1,59 @@
+"""The Celery app factory. It only wires: settings -> Celery config, tasks registered, fork hooks."""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from pipeline.settings import Settings
+from pipeline.storage.db import dispose_engines
+from workers import embedded_broker
+
+
+def celery_config(settings: Settings) -> dict:
+    broker = embedded_broker.embedded_url(settings.resolved_broker_url)
+    transport_options: dict = {"visibility_timeout": settings.visibility_timeout_s}
+    if broker.startswith(embedded_broker.ALIAS):
+        transport_options = {"polling_interval": settings.broker_poll_interval_s}
+    return {
+        "broker_url": broker,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,  # keep reconnecting through a broker restart
+        "task_default_queue": settings.queue_name,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "result_backend": None,
+        # A task is acknowledged only after it ran; if the worker dies, the broker redelivers it.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_time_limit": settings.task_time_limit_s,
+        "task_soft_time_limit": max(1, settings.task_time_limit_s - 30),
+        "worker_concurrency": settings.worker_concurrency,
+        # Models load lazily inside the first task, so a child's start is fast; still, give
+        # slow machines room before Celery declares a fresh child dead.
+        "worker_proc_alive_timeout": 60,
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+    }
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or Settings.from_env()
+    embedded_broker.register()
+    app = Celery("hybridgen")
+    app.conf.update(celery_config(settings))
+    app.conf.hybridgen_settings = settings
+
+    from workers.tasks import register_tasks
+
+    register_tasks(app)
+    return app
+
+
+@worker_process_init.connect
+def _after_fork(**_kwargs) -> None:
+    # A forked child must not share the parent's pooled DB connections.
+    dispose_engines()
