@@ -54,3 +54,32 @@ def _fmt(value: Any) -> str:
 def emit_json(result: dict[str, Any]) -> None:
     """The last line of every benchmark: one JSON object."""
     print(json.dumps(result, sort_keys=True))
+
+
+class RssSampler:
+    """Peak resident memory (MB) of this process while a block runs (sampled every 20 ms)."""
+
+    def __init__(self, interval: float = 0.02):
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval = interval
+        self.peak_mb = 0.0
+
+    def __enter__(self) -> "RssSampler":
+        import threading
+
+        self._stop = threading.Event()
+        self.peak_mb = self._proc.memory_info().rss / 2**20
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.peak_mb = max(self.peak_mb, self._proc.memory_info().rss / 2**20)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self._proc.memory_info().rss / 2**20)

@@ -1,0 +1,1 @@
+"""Block-diffusion refiner: model adapters, hierarchical KV cache, decoding strategies, decoders."""

@@ -1,0 +1,109 @@
+"""One transformer forward for the refiner, over the hierarchical cache.
+
+Works on any Llama-layout causal LM from transformers (Llama, Qwen2, Mistral and SmolLM2 are all
+this layout), with or without a peft LoRA adapter: it calls the model's own modules (so LoRA
+layers apply) but owns the attention, which goes through `kernels.block_attention` so the
+backend (torch reference or Triton) is chosen by the kernel registry, never here.
+
+`tests/test_diffusion_forward.py` checks this against the model's own HF forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from generators.diffusion.cache import BlockKVCache, SubBlockCache
+from kernels import registry
+
+
+def causal_lm(model: torch.nn.Module) -> torch.nn.Module:
+    """The HF *ForCausalLM under a peft wrapper (LoRA layers stay in place and active)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    n_layers: int
+    q_heads: int
+    kv_heads: int
+    head_dim: int
+    vocab_size: int
+
+    @classmethod
+    def of(cls, model: torch.nn.Module) -> "ModelShape":
+        cfg = causal_lm(model).config
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        return cls(cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads, head_dim,
+                   cfg.vocab_size)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    # x (R, H, T, D); cos/sin (R, T, D) -> broadcast over heads
+    return x * cos[:, None] + _rotate_half(x) * sin[:, None]
+
+
+def block_forward(
+    model: torch.nn.Module,
+    ids: torch.Tensor,
+    positions: torch.Tensor,
+    cache: BlockKVCache,
+    *,
+    n_causal: int,
+    commit: bool,
+    q_offset: int = 0,
+    sub_cache: SubBlockCache | None = None,
+    store_sub_cache: bool = False,
+) -> torch.Tensor:
+    """Run the tokens `ids` (R, Tq) through the model; returns final hidden states (R, Tq, Dm).
+
+    The processed ("new") span is [clean tokens (n_causal) | draft block]. Normally `ids` is the
+    whole new span (q_offset = 0). In sub-block mode `ids` is only the active sub-block, starting
+    at `q_offset` inside the block, and every other block position's K/V comes from `sub_cache`.
+
+    commit:          write the clean span's K/V into the block cache (and advance it).
+    store_sub_cache: keep the draft block's K/V in `sub_cache` (a full-block forward refreshes it).
+    """
+    lm = causal_lm(model)
+    core = lm.model
+    shape = ModelShape.of(model)
+    r, tq = ids.shape
+    h = core.embed_tokens(ids)  # (R, Tq, Dm)
+    cos, sin = core.rotary_emb(h, positions)  # (R, Tq, D) each
+    splice = sub_cache is not None and not store_sub_cache
+    for i, layer in enumerate(core.layers):
+        attn = layer.self_attn
+        x = layer.input_layernorm(h)
+        q = attn.q_proj(x).view(r, tq, shape.q_heads, shape.head_dim).transpose(1, 2)  # (R, Hq, Tq, D)
+        k = attn.k_proj(x).view(r, tq, shape.kv_heads, shape.head_dim).transpose(1, 2)  # (R, Hkv, Tq, D)
+        v = attn.v_proj(x).view(r, tq, shape.kv_heads, shape.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if splice:
+            k_new, v_new = sub_cache.splice(i, k, v, q_offset)  # (R, Hkv, B, D)
+        else:
+            k_new, v_new = k, v
+        out = registry.block_attention(
+            q, cache.k[i], cache.v[i], k_new, v_new, cache.kv_start,
+            cache_len=cache.length, n_causal=n_causal, q_offset=q_offset, scale=attn.scaling,
+        )  # (R, Hq, Tq, D)
+        if commit and n_causal:
+            cache.write(i, k[:, :, :n_causal], v[:, :, :n_causal])
+        if store_sub_cache and sub_cache is not None:
+            sub_cache.store(i, k[:, :, n_causal:], v[:, :, n_causal:])
+        h = h + attn.o_proj(out.transpose(1, 2).reshape(r, tq, shape.q_heads * shape.head_dim))
+        h = h + layer.mlp(layer.post_attention_layernorm(h))
+    if commit and n_causal:
+        cache.advance(n_causal)
+    return core.norm(h)
+
+
+def lm_logits(model: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """(..., Dm) -> (..., V), at least float32 for stable confidences."""
+    logits = causal_lm(model).lm_head(hidden)
+    return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()

@@ -1,0 +1,86 @@
+"""Decoding strategies: which masked positions to commit this step. Plain functions over tensors.
+
+Every strategy takes
+    conf        (R, N) float   confidence of the proposed token at each position
+    candidates  (R, N) bool    positions that may be committed now (masked, inside the window)
+and returns a bool (R, N) mask of positions to commit. Every row with a candidate commits at
+least its most confident one, so decoding can never stall.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from kernels.confidence_torch import select_confident
+
+Selector = Callable[..., torch.Tensor]
+
+
+def at_least_best(chosen: torch.Tensor, conf: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Add each row's most confident candidate to `chosen` (no-op for rows without candidates)."""
+    return select_confident(conf, candidates, threshold=math.inf) | chosen
+
+
+def threshold_select(conf: torch.Tensor, candidates: torch.Tensor, *, threshold: float, **_) -> torch.Tensor:
+    """Commit every candidate with confidence >= threshold (Fast-dLLM's τ), at least one per row."""
+    return select_confident(conf, candidates, threshold)
+
+
+def factor_select(conf: torch.Tensor, candidates: torch.Tensor, *, factor: float, **_) -> torch.Tensor:
+    """Fast-dLLM's factor rule: with candidate confidences sorted c1 >= c2 >= ..., commit the top n
+    for the largest n with (n + 1) * (1 - c_n) < factor (at least one)."""
+    masked = torch.where(candidates, conf, torch.full_like(conf, -1.0))
+    sorted_conf, order = masked.sort(dim=-1, descending=True)  # (R, N)
+    n = torch.arange(1, conf.shape[-1] + 1, device=conf.device, dtype=conf.dtype)  # (N,)
+    ok = ((n + 1) * (1 - sorted_conf) < factor) & (sorted_conf >= 0)
+    # largest n such that the rule holds for n: count of leading positions... the rule need not be
+    # monotone, so take the largest index where it holds.
+    idx = torch.where(ok, n, torch.zeros_like(n)).amax(dim=-1).long()  # (R,) chosen count
+    take_sorted = torch.arange(conf.shape[-1], device=conf.device)[None, :] < idx[:, None]
+    chosen = torch.zeros_like(candidates).scatter(-1, order, take_sorted) & candidates
+    return at_least_best(chosen, conf, candidates)
+
+
+def fixed_k_select(conf: torch.Tensor, candidates: torch.Tensor, *, steps_left: int, **_) -> torch.Tensor:
+    """LLaDA's low-confidence remasking with a fixed step budget: commit the ceil(m / steps_left)
+    most confident of the m candidates, so the window finishes in exactly `steps_left` steps."""
+    m = candidates.sum(dim=-1)  # (R,)
+    k = torch.ceil(m.float() / max(1, steps_left)).long().clamp(min=1)  # (R,)
+    masked = torch.where(candidates, conf, torch.full_like(conf, -1.0))
+    order = masked.argsort(dim=-1, descending=True)
+    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(conf.shape[-1], device=conf.device).expand_as(order))
+    return (rank < k[:, None]) & candidates
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A named strategy and its parameter; `select` applies it."""
+
+    name: str = "threshold"
+    threshold: float = 0.9
+    factor: float = 1.0
+    steps_per_block: int | None = None
+    """fixed_k only: forward steps per block (default: one token per step)."""
+
+    def __post_init__(self):
+        if self.name not in SELECTORS:
+            raise ValueError(f"unknown strategy {self.name!r}; expected one of {sorted(SELECTORS)}")
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.factor <= 0:
+            raise ValueError(f"factor must be > 0, got {self.factor}")
+
+    def select(self, conf: torch.Tensor, candidates: torch.Tensor, steps_left: int = 1) -> torch.Tensor:
+        return SELECTORS[self.name](conf, candidates, threshold=self.threshold, factor=self.factor,
+                                    steps_left=steps_left)
+
+
+SELECTORS: dict[str, Selector] = {
+    "threshold": threshold_select,
+    "factor": factor_select,
+    "fixed_k": fixed_k_select,
+}

@@ -1,0 +1,33 @@
+"""Shared setup for the diffusion decoder tests: tiny float64 models and a decode wrapper."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from generators.diffusion.adapters import get_family
+from generators.diffusion.decoder import generate_diffusion
+from generators.diffusion.proposals import DecodeConfig
+from generators.diffusion.reference import generate_reference
+from generators.diffusion.strategies import Strategy
+from generators.prompts import chat_ids
+from generators.tiny import tiny_model, tiny_tokenizer
+
+TOK = tiny_tokenizer()
+MASK = TOK.convert_tokens_to_ids("<|mask|>")
+PROMPTS = [chat_ids(TOK, "Hello"), chat_ids(TOK, "A longer prompt here, with more words in it"), chat_ids(TOK, "mid size")]
+
+
+@functools.lru_cache(maxsize=None)
+def model(arch: str, dtype: torch.dtype = torch.float64) -> torch.nn.Module:
+    # float64 keeps cached and uncached arithmetic equal far below any argmax gap.
+    return tiny_model(arch, dtype=dtype)
+
+
+def decode(m, prompts=PROMPTS, *, family="tiny-shifted", reference=False, strategy=Strategy("threshold", threshold=0.05),
+           eos=(-1,), **config):
+    cfg = DecodeConfig(**{"block_size": 4, "max_new_tokens": 13, "sub_block_cache": False, **config})
+    fn = generate_reference if reference else generate_diffusion
+    return fn(m, prompts, family=get_family(family), mask_token_id=MASK, eos_token_ids=list(eos), pad_token_id=0,
+              config=cfg, strategy=strategy)
