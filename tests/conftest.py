@@ -14,6 +14,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# Triton kernels run in Triton's interpreter on machines without CUDA (must be set before any
+# kernel module is imported: @triton.jit reads it when the kernel is defined).
+try:
+    import torch as _torch
+
+    if not _torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+except ImportError:  # pragma: no cover
+    pass
 # Tests never read the developer's own HYBRIDGEN_* configuration.
 for _key in [k for k in os.environ if k.startswith("HYBRIDGEN_")]:
     del os.environ[_key]
@@ -160,3 +169,19 @@ def db_url(request, tmp_path):
         url = request.getfixturevalue("pg_url")
     runner.upgrade(url)
     return url
+
+
+def has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    """`cuda`-marked tests skip cleanly, with a reason, on machines without a GPU."""
+    if has_cuda():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none on this machine)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
