@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from generators.adapter_io import apply_adapter
 from generators.diffusion.adapters import DiffusionFamily, get_family
 from generators.diffusion.decoder import StopChecker, generate_diffusion
 from generators.diffusion.model import BlockModel, ModuleBlockModel, PackedBlockModel
@@ -57,13 +58,8 @@ def load_refiner(base: LoadedModel, *, family: str = "smollm2-block-lora", adapt
     model = base.model
     name = base.name
     if adapter is not None:
-        from peft import PeftModel
-
         adapter = Path(adapter)
-        if not (adapter / "adapter_config.json").exists():
-            raise FileNotFoundError(f"no LoRA adapter at {adapter} (adapter_config.json missing)")
-        merged_base = copy.deepcopy(model)
-        model = PeftModel.from_pretrained(merged_base, str(adapter)).merge_and_unload().eval()
+        model = apply_adapter(copy.deepcopy(model), adapter).merge_and_unload().eval()
         name = f"{base.name}+{adapter.name}"
     if packed is None:
         packed = base.device.type == "cpu"

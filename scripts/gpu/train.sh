@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# GPU call 2: self-distillation + adapter training + evaluation within a wall-clock budget.
+# Usage: train.sh [BUDGET_SECONDS]   (results: $OUT/adapter files, metrics, card, log)
+source "$(dirname "$0")/env.sh"
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+BUDGET=${1:-420}
+set +e
+python3 -m generators.training.run --out /tmp/run --cache-dir /tmp/hgcache --mbpp .gpu_a/mbpp.jsonl \
+  --budget-s "$BUDGET" 2>&1 | tee "$OUT/train.log"
+status=${PIPESTATUS[0]}
+cp /tmp/run/adapter/* "$OUT/" 2>/dev/null
+cp /tmp/run/metrics.json "$OUT/" 2>/dev/null
+cp /tmp/run/train/metrics.jsonl "$OUT/train_metrics.jsonl" 2>/dev/null
+ls -la "$OUT"
+exit $status
