@@ -20,7 +20,8 @@ from safetensors.torch import load_file, save_file
 MAX_SHARD_BYTES = 15 * 2**20
 
 
-def save_adapter(peft_model, out_dir: Path, *, max_shard_bytes: int = MAX_SHARD_BYTES) -> list[Path]:
+def save_adapter(peft_model, out_dir: Path, *, base_name: str = "smollm2-135m-instruct",
+                 max_shard_bytes: int = MAX_SHARD_BYTES) -> list[Path]:
     from peft import get_peft_model_state_dict
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -42,6 +43,7 @@ def save_adapter(peft_model, out_dir: Path, *, max_shard_bytes: int = MAX_SHARD_
         save_file(shard, str(path), metadata={"format": "pt"})
         paths.append(path)
     config = peft_model.peft_config["default"].to_dict()
+    config["base_model_name_or_path"] = base_name
     config["target_modules"] = sorted(config["target_modules"]) if isinstance(config["target_modules"], (set, list)) else config["target_modules"]
     (out_dir / "adapter_config.json").write_text(json.dumps(config, indent=2, default=str))
     return paths
@@ -67,6 +69,7 @@ def apply_adapter(model: torch.nn.Module, adapter_dir: Path):
     raw = json.loads(config_path.read_text())
     fields = {k: v for k, v in raw.items() if k in LoraConfig.__dataclass_fields__ and k not in {"peft_type", "task_type"}}
     fields["inference_mode"] = True
+    fields.pop("base_model_name_or_path", None)  # a cache path of the machine that trained it
     peft_model = get_peft_model(model, LoraConfig(**fields))
     dtype = next(model.parameters()).dtype
     state = {k: v.to(dtype) for k, v in load_adapter_state(adapter_dir).items()}

@@ -122,7 +122,8 @@ def generate_diffusion(
                 st.count_forward()
             steps_in_window += 1
             st.step(s, ws, logits[:, ws:ws + b], config, strategy,
-                    steps_left=max(1, _steps_per_window(strategy, config) - steps_in_window + 1))
+                    steps_left=max(1, _steps_per_window(strategy, config) - steps_in_window + 1),
+                    force=not (shift and logits is block_logits))
             logits = None
             finish_rows()
         clean_lo, clean_hi = s, s + B

@@ -91,6 +91,7 @@ def generate_reference(
             keep = st.collect_finished(results, stop_checker, t0)
             if keep is not None:
                 preds = preds.index_select(0, keep)
+        first_preds = preds
         for window in range(config.windows):
             lo, steps = s + window * b, 0
             while st.rows and st.has_candidates(lo, lo + b):
@@ -98,7 +99,8 @@ def generate_reference(
                     preds = block_predictions(s)
                 steps += 1
                 st.step(s, window * b, preds[:, window * b:(window + 1) * b], config, strategy,
-                        steps_left=max(1, steps_per_window - steps + 1))
+                        steps_left=max(1, steps_per_window - steps + 1),
+                        force=not (shift and preds is first_preds))
                 preds = None
                 st.collect_finished(results, stop_checker, t0)
     st.collect_finished(results, stop_checker, t0, force=True)

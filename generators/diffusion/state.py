@@ -71,14 +71,14 @@ class DecodeState:
         self._commit(s, tokens, cand)
 
     def step(self, s: int, ws: int, logits: torch.Tensor, config: DecodeConfig, strategy: Strategy,
-             steps_left: int) -> None:
+             steps_left: int, force: bool = True) -> None:
         """One decoding step on the window [s+ws, s+ws+b) given its logits (R, b, V)."""
         lo = s + ws
         cand = self.candidates(lo, lo + logits.shape[1])  # (R, b)
         if not bool(cand.any()):
             return
         tokens, conf = propose(logits, config.temperature, config.top_p, self.generators, draw=cand.any(-1))
-        chosen = strategy.select(conf, cand, steps_left=steps_left)
+        chosen = strategy.select(conf, cand, steps_left=steps_left, force=force)
         self._commit(lo, tokens, chosen)
 
     def _commit(self, lo: int, tokens: torch.Tensor, chosen: torch.Tensor) -> None:

@@ -25,12 +25,16 @@ def at_least_best(chosen: torch.Tensor, conf: torch.Tensor, candidates: torch.Te
     return select_confident(conf, candidates, threshold=math.inf) | chosen
 
 
-def threshold_select(conf: torch.Tensor, candidates: torch.Tensor, *, threshold: float, **_) -> torch.Tensor:
+def threshold_select(conf: torch.Tensor, candidates: torch.Tensor, *, threshold: float, force: bool = True,
+                     **_) -> torch.Tensor:
     """Commit every candidate with confidence >= threshold (Fast-dLLM's τ), at least one per row."""
+    if not force:
+        return candidates & (conf >= threshold)
     return select_confident(conf, candidates, threshold)
 
 
-def factor_select(conf: torch.Tensor, candidates: torch.Tensor, *, factor: float, **_) -> torch.Tensor:
+def factor_select(conf: torch.Tensor, candidates: torch.Tensor, *, factor: float, force: bool = True,
+                  **_) -> torch.Tensor:
     """Fast-dLLM's factor rule: with candidate confidences sorted c1 >= c2 >= ..., commit the top n
     for the largest n with (n + 1) * (1 - c_n) < factor (at least one)."""
     masked = torch.where(candidates, conf, torch.full_like(conf, -1.0))
@@ -42,7 +46,7 @@ def factor_select(conf: torch.Tensor, candidates: torch.Tensor, *, factor: float
     idx = torch.where(ok, n, torch.zeros_like(n)).amax(dim=-1).long()  # (R,) chosen count
     take_sorted = torch.arange(conf.shape[-1], device=conf.device)[None, :] < idx[:, None]
     chosen = torch.zeros_like(candidates).scatter(-1, order, take_sorted) & candidates
-    return at_least_best(chosen, conf, candidates)
+    return at_least_best(chosen, conf, candidates) if force else chosen
 
 
 def fixed_k_select(conf: torch.Tensor, candidates: torch.Tensor, *, steps_left: int, **_) -> torch.Tensor:
@@ -74,9 +78,12 @@ class Strategy:
         if self.factor <= 0:
             raise ValueError(f"factor must be > 0, got {self.factor}")
 
-    def select(self, conf: torch.Tensor, candidates: torch.Tensor, steps_left: int = 1) -> torch.Tensor:
+    def select(self, conf: torch.Tensor, candidates: torch.Tensor, steps_left: int = 1,
+               force: bool = True) -> torch.Tensor:
+        """force=False: this forward already committed a token (a shifted family's first token of the
+        block), so the never-stall rule is met and only confident positions are taken."""
         return SELECTORS[self.name](conf, candidates, threshold=self.threshold, factor=self.factor,
-                                    steps_left=steps_left)
+                                    steps_left=steps_left, force=force)
 
 
 SELECTORS: dict[str, Selector] = {

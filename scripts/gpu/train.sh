@@ -5,7 +5,7 @@ source "$(dirname "$0")/env.sh"
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 BUDGET=${1:-420}
 set +e
-python3 -m generators.training.run --out /tmp/run --cache-dir /tmp/hgcache --mbpp .gpu_a/mbpp.jsonl \
+python3 -m generators.training.run --out /tmp/run --cache-dir /tmp/hgcache --mbpp "$MBPP" \
   --budget-s "$BUDGET" 2>&1 | tee "$OUT/train.log"
 status=${PIPESTATUS[0]}
 cp /tmp/run/adapter/* "$OUT/" 2>/dev/null
