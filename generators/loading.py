@@ -154,7 +154,8 @@ def _installed_version() -> str:
 def converted_default_model(cache_dir: Path) -> Path:
     """Folder with the default model as safetensors, converting the GGUF on first use."""
     gguf = default_gguf_path()
-    target = cache_dir / "models" / f"{DEFAULT_MODEL_ALIAS}-q4_1-{_installed_version()}"
+    # "-v2": conversions before the tokenizer-decoder fix below are not reused
+    target = cache_dir / "models" / f"{DEFAULT_MODEL_ALIAS}-q4_1-{_installed_version()}-v2"
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -191,6 +192,16 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     tok.eos_token = "<|im_end|>"
     tok.pad_token = "<|endoftext|>"
     tok.bos_token = "<|im_start|>"
+    # The GGUF importer gives this byte-level BPE a SentencePiece-style decoder (ByteFallback, "▁"
+    # replacement, ByteLevel with add_prefix_space), which does not invert the encoder: "a\n  b"
+    # decodes to something else, and guidance, which rebuilds token bytes from it, fails on every
+    # newline. SmolLM2's own tokenizer decodes with plain ByteLevel; restore that, and check it.
+    from tokenizers import decoders
+
+    tok.backend_tokenizer.decoder = decoders.ByteLevel()
+    for sample in ("a\n  b", " Hello, world!", "def f(x):\n    return x  # é ✓"):
+        if tok.decode(tok(sample, add_special_tokens=False)["input_ids"]) != sample:
+            raise RuntimeError(f"converted tokenizer does not round-trip {sample!r}")
     model.generation_config.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
     model.generation_config.pad_token_id = tok.pad_token_id
     model.config.eos_token_id = model.generation_config.eos_token_id

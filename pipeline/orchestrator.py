@@ -17,12 +17,12 @@ from typing import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.ar_path import run_ar
 from pipeline.heartbeat import Heartbeat
 from pipeline.jobs import ItemJob, ItemOutcome
 from pipeline.runtime import Runtime
-from pipeline.storage.models import Batch, Item, ItemStatus
-from pipeline.storage.queries import Claim, claim_items, finish_item
+from pipeline.paths import run_fallback, run_planned
+from pipeline.storage.models import AttemptPath, Batch, Item, ItemStatus
+from pipeline.storage.queries import AttemptRecord, Claim, claim_items, finish_item
 from pipeline.storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -108,16 +108,35 @@ def _load_jobs(sessions: sessionmaker[Session], claims: Sequence[Claim]) -> list
 
 def _generate(jobs: list[ItemJob], runtime: Runtime) -> dict[int, ItemOutcome]:
     """Run every job down its path. An exception fails the affected items with `error`, never loses them."""
-    try:
-        attempts = run_ar(jobs, runtime.planner, runtime.settings, path="ar")
-    except Exception as e:  # noqa: BLE001 - stored on the items; the worker stays up
-        log.exception("generation failed for items %s", [j.item_id for j in jobs])
-        message = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"
-        return {j.item_id: ItemOutcome(status=ItemStatus.error.value, error=message) for j in jobs}
-    outcomes = {}
-    for job, attempt in zip(jobs, attempts):
-        status = ItemStatus.done if attempt.passed else ItemStatus.flagged
-        outcomes[job.item_id] = ItemOutcome(
-            status=status.value, output=attempt.output, final_path=attempt.path, attempts=[attempt]
-        )
+    hybrid_kinds = {k.strip() for k in runtime.settings.hybrid_kinds.split(",") if k.strip()}
+    hybrid = [j for j in jobs if j.mode == "hybrid" and j.kind in hybrid_kinds]
+    plain = [j for j in jobs if j not in hybrid]
+    outcomes: dict[int, ItemOutcome] = {}
+    for group, runner in ((hybrid, _hybrid), (plain, _ar)):
+        if not group:
+            continue
+        try:
+            outcomes.update(runner(group, runtime))
+        except Exception as e:  # noqa: BLE001 - stored on the items; the worker stays up
+            log.exception("generation failed for items %s", [j.item_id for j in group])
+            message = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"
+            outcomes.update({j.item_id: ItemOutcome(status=ItemStatus.error.value, error=message) for j in group})
     return outcomes
+
+
+def _final(attempts: list[AttemptRecord]) -> ItemOutcome:
+    last = attempts[-1]
+    status = ItemStatus.done if last.passed else ItemStatus.flagged
+    return ItemOutcome(status=status.value, output=last.output, final_path=last.path, attempts=attempts)
+
+
+def _ar(jobs: list[ItemJob], runtime: Runtime) -> dict[int, ItemOutcome]:
+    attempts = run_planned(jobs, runtime, decoder="ar", path=AttemptPath.ar.value)
+    return {j.item_id: _final([attempts[j.item_id]]) for j in jobs}
+
+
+def _hybrid(jobs: list[ItemJob], runtime: Runtime) -> dict[int, ItemOutcome]:
+    first = run_planned(jobs, runtime, decoder="refiner", path=AttemptPath.hybrid.value)
+    failed = [j for j in jobs if not first[j.item_id].passed]
+    second = run_fallback(failed, {j.item_id: first[j.item_id].plan for j in failed}, runtime) if failed else {}
+    return {j.item_id: _final([first[j.item_id]] + ([second[j.item_id]] if j.item_id in second else [])) for j in jobs}

@@ -64,6 +64,20 @@ class Settings:
     temperature: float = setting(0.0, "Sampling temperature; 0 means greedy.")
     top_p: float = setting(1.0, "Nucleus sampling mass when temperature > 0.")
     seed: int = setting(0, "Seed for sampled decoding; output is deterministic for a fixed seed.")
+    # -- hybrid pipeline ---------------------------------------------------------------------
+    default_mode: str = setting("hybrid", "Mode of batches submitted without --mode: hybrid or ar.")
+    hybrid_kinds: str = setting(
+        "article,product,code", "Kinds that use the hybrid path in hybrid mode; others go straight to AR."
+    )
+    refiner_adapter: str = setting(
+        "default", "Refiner LoRA: default (shipped in generators/weights), none (base weights), or a folder path."
+    )
+    refiner_block_size: int = setting(4, "Refiner block size (tokens committed to the cache together).")
+    refiner_sub_block_size: int = setting(0, "Refiner sub-block size; 0 means the block size.")
+    refiner_threshold: float = setting(0.9, "Refiner confidence threshold τ (commit positions at or above it).")
+    refiner_overrides: str = setting(
+        "", "Per-kind refiner settings, e.g. 'code:threshold=0.95,block=4;article:threshold=0.85'."
+    )
     # -- queue -------------------------------------------------------------------------------
     chunk_size: int = setting(8, "Items per queue task; they are generated as one batch.")
     queue_name: str = setting("hybridgen", "Celery queue that submit writes to and workers read.")
@@ -77,6 +91,22 @@ class Settings:
     stale_after_s: float = setting(
         120.0, "A running item whose heartbeat is older than this is considered abandoned and requeued."
     )
+    # -- validators --------------------------------------------------------------------------
+    validators_disabled: str = setting(
+        "", "Comma-separated validators to turn off (markdown_structure, degeneration, contradiction, "
+            "json_schema, product_attributes, python_syntax, sandbox_tests)."
+    )
+    nli_model: str = setting(
+        "default", "Contradiction NLI model: default (MiniLM cross-encoder + shipped head), none (rules only), "
+                   "or a path to an HF sequence-classification NLI model."
+    )
+    contradiction_threshold: float = setting(
+        0.9, "NLI contradiction probability (both directions) above which two sentences of a text conflict."
+    )
+    attribute_threshold: float = setting(0.8, "NLI contradiction probability against a product attribute.")
+    sandbox_timeout_s: float = setting(10.0, "Wall-clock limit of one sandboxed test run.")
+    sandbox_cpu_s: int = setting(5, "CPU-time limit of one sandboxed test run.")
+    sandbox_memory_mb: int = setting(512, "Address-space limit of one sandboxed test run.")
     log_level: str = setting("WARNING", "Logging level of the CLI (workers log at INFO unless --loglevel says otherwise).")
 
     # ---------------------------------------------------------------------------------------
@@ -114,6 +144,15 @@ class Settings:
         if self.broker_url:
             return self.broker_url
         return f"sqla+sqlite:///{Path(self.data_dir).expanduser().resolve() / 'broker.sqlite'}"
+
+    def __post_init__(self):
+        if self.default_mode not in ("hybrid", "ar"):
+            raise SettingsError(f"HYBRIDGEN_DEFAULT_MODE={self.default_mode!r}; expected hybrid or ar")
+        unknown = {k.strip() for k in self.hybrid_kinds.split(",") if k.strip()} - {"article", "product", "code"}
+        if unknown:
+            raise SettingsError(f"HYBRIDGEN_HYBRID_KINDS names unknown kinds {sorted(unknown)}")
+        if not 0.0 < self.refiner_threshold <= 1.0:
+            raise SettingsError(f"HYBRIDGEN_REFINER_THRESHOLD={self.refiner_threshold} must be in (0, 1]")
 
     @property
     def is_embedded(self) -> bool:

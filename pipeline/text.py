@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import re
 
-_CHAT_TOKENS = re.compile(r"<\|(?:im_start|im_end|endoftext|mask)\|>")
+_CHAT_TOKENS = re.compile(r"<\|(?:im_start|im_end|endoftext|mask)\|>|<empty_output>")
 
 
 def strip_chat_artifacts(text: str) -> str:
     """Cut the text at the first chat control token (a model that runs past its turn)."""
     m = _CHAT_TOKENS.search(text)
     return text[: m.start()] if m else text
+
+
+def clean_paragraphs(text: str, drop_heading: str | None = None) -> str:
+    """A span's prose: chat artifacts cut, a repeated heading or bold title line dropped, no
+    Markdown headings inside (they would break the article's structure), trimmed."""
+    text = strip_chat_artifacts(text).strip()
+    lines = text.splitlines()
+    while lines and (lines[0].lstrip().startswith("#") or _is_title_line(lines[0], drop_heading)):
+        lines.pop(0)
+    lines = [re.sub(r"^\s*#+\s*", "", line) for line in lines]
+    return "\n".join(lines).strip()
+
+
+def _is_title_line(line: str, heading: str | None) -> bool:
+    bare = re.sub(r"[*_#:\"]", "", line).strip().lower()
+    return bool(heading) and bare == heading.strip().lower()

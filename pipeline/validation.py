@@ -3,18 +3,46 @@
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from typing import Any
 
 from pipeline.kinds import ContentKind
-from validators.base import Report, ValidationContext
+from pipeline.settings import Settings
+from validators.base import Report, ValidationContext, Validator
+from validators.registry import ValidatorSettings, build_validators
+from validators.sandbox.runner import Limits
 
 log = logging.getLogger(__name__)
 
 
-def validate(kind: ContentKind, text: str, job_input: dict[str, Any], plan: dict[str, Any] | None = None) -> list[Report]:
+def validator_settings(settings: Settings) -> ValidatorSettings:
+    disabled = frozenset(n.strip() for n in settings.validators_disabled.split(",") if n.strip())
+    return ValidatorSettings(
+        disabled=disabled,
+        nli_model=settings.nli_model,
+        contradiction_threshold=settings.contradiction_threshold,
+        attribute_threshold=settings.attribute_threshold,
+        sandbox=Limits(wall_s=settings.sandbox_timeout_s, cpu_s=settings.sandbox_cpu_s,
+                       memory_mb=settings.sandbox_memory_mb),
+    )
+
+
+@lru_cache(maxsize=16)
+def _validators(kind_name: str, vsettings: ValidatorSettings, schema_key: str) -> tuple[Validator, ...]:
+    from pipeline.kinds import get_kind
+
+    return tuple(build_validators(kind_name, vsettings, getattr(get_kind(kind_name), "schema", None)))
+
+
+def validators_for(kind: ContentKind, settings: Settings) -> tuple[Validator, ...]:
+    return _validators(kind.name, validator_settings(settings), kind.name)
+
+
+def validate(kind: ContentKind, text: str, job_input: dict[str, Any], settings: Settings,
+             plan: dict[str, Any] | None = None) -> list[Report]:
     context = ValidationContext(kind=kind.name, input=job_input, plan=plan)
     reports = []
-    for validator in kind.validators():
+    for validator in validators_for(kind, settings):
         try:
             reports.append(validator.check(text, context))
         except Exception as e:  # noqa: BLE001 - a validator bug must flag the item, not lose it

@@ -64,6 +64,7 @@ def tiny_settings(tmp_path, model_cache_dir) -> Settings:
         chunk_size=3,
         heartbeat_interval_s=0.5,
         stale_after_s=30,
+        nli_model="none",  # rules only: the NLI model has its own (slow) tests
     )
 
 

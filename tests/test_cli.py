@@ -25,6 +25,7 @@ def env(tmp_path, model_cache_dir, monkeypatch):
         "HYBRIDGEN_CACHE_DIR": str(model_cache_dir),
         "HYBRIDGEN_MODEL": "tiny-llama",
         "HYBRIDGEN_MAX_NEW_TOKENS": "6",
+        "HYBRIDGEN_NLI_MODEL": "none",
     }
     for k, v in values.items():
         monkeypatch.setenv(k, v)
@@ -57,7 +58,7 @@ def test_run_processes_a_file_and_reports(env, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)[0]
     assert summary["total"] == 2 and summary["finished"] == 2
-    assert summary["paths"]["ar"]["attempts"] == 2
+    assert summary["mode"] == "hybrid" and summary["paths"]["hybrid"]["attempts"] == 2  # hybrid by default
     # Running it again resumes: nothing left, nothing duplicated.
     again = invoke("run", str(jobs))
     assert again.exit_code == 0 and "nothing left to process" in again.output

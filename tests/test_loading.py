@@ -48,6 +48,8 @@ def test_default_model_converts_once_with_fixed_eos(tmp_path):
     assert tok.eos_token == "<|im_end|>" and tok.eos_token_id == 2
     assert lm.eos_token_ids[0] == 2 and 1 not in lm.eos_token_ids
     assert lm.model.config.vocab_size == 49152
+    for text in ("a\n  b", "def f(x):\n    return x  # é", " leading space"):
+        assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
     cached = [p for p in (tmp_path / "models").glob("smollm2-135m-instruct-*") if p.is_dir()]
     assert len(cached) == 1 and (cached[0] / "model.safetensors").exists()
     t0 = time.perf_counter()

@@ -85,11 +85,12 @@ def _end_to_end(env, db_url, tmp_path):
     assert exported.returncode == 0, exported.stderr.decode()
     records = [json.loads(l) for l in out.read_text().splitlines()]
     assert [r["key"] for r in records] == ["w-a", "w-p", "w-c", "w-a2"]
-    assert all(r["status"] in {"done", "flagged"} and r["output"] is not None for r in records)
+    assert all(r["status"] == "done" and r["output"] or r["status"] == "flagged" for r in records)
+    assert all(r["reports"] for r in records)  # every result carries its validator reports
 
 
 def test_redis_broker_and_postgres(tmp_path, redis_url, pg_url, model_cache_dir):
-    env = cli_env(database_url=pg_url, broker_url=redis_url, model="tiny-llama", max_new_tokens=8,
+    env = cli_env(database_url=pg_url, broker_url=redis_url, model="tiny-llama", max_new_tokens=8, nli_model="none", default_mode="ar",
                   chunk_size=2, queue_name=f"hg-test-{uuid.uuid4().hex[:6]}", data_dir=tmp_path / "data",
                   cache_dir=model_cache_dir)
     _end_to_end(env, pg_url, tmp_path)
@@ -97,6 +98,6 @@ def test_redis_broker_and_postgres(tmp_path, redis_url, pg_url, model_cache_dir)
 
 def test_embedded_sqlite_broker_and_database(tmp_path, model_cache_dir):
     data = tmp_path / "data"
-    env = cli_env(data_dir=data, model="tiny-llama", max_new_tokens=8, chunk_size=2,
+    env = cli_env(data_dir=data, model="tiny-llama", max_new_tokens=8, nli_model="none", default_mode="ar", chunk_size=2,
                   broker_poll_interval_s=0.1, cache_dir=model_cache_dir)
     _end_to_end(env, f"sqlite:///{data / 'hybridgen.sqlite'}", tmp_path)

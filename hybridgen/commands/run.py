@@ -22,8 +22,9 @@ from pipeline.submission import MODES, chunks, queued_item_ids, submit_batch
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-@click.option("--mode", type=click.Choice(MODES), default="ar", show_default=True,
-              help="Generation mode for the batch (jobs may override it in their params).")
+@click.option("--mode", type=click.Choice(MODES), default=None,
+              help="hybrid (AR plan + diffusion refiner + AR fallback) or ar (AR plan + AR text); "
+                   "default: HYBRIDGEN_DEFAULT_MODE (hybrid). Jobs may override it in their params.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON instead of tables.")
 def run(files: tuple[str, ...], mode: str, as_json: bool) -> None:
     """Submit each FILE (JSONL; a folder means its *.jsonl files) and generate it right here,
@@ -39,7 +40,7 @@ def run(files: tuple[str, ...], mode: str, as_json: bool) -> None:
     console = Console(stderr=True)
     batches = []
     for path, batch in parsed:
-        result = submit_batch(sessions, batch, name=path.name, mode=mode)
+        result = submit_batch(sessions, batch, name=path.name, mode=mode or ctx.settings.default_mode)
         batches.append((result.batch_id, queued_item_ids(sessions, result.batch_id)))
         if result.duplicate_batch:
             console.print(f"{path}: already submitted as batch {result.batch_id}; resuming its unfinished items")

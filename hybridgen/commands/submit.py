@@ -14,8 +14,9 @@ from workers.enqueue import enqueue_items
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-@click.option("--mode", type=click.Choice(MODES), default="ar", show_default=True,
-              help="Generation mode for the batch (jobs may override it in their params).")
+@click.option("--mode", type=click.Choice(MODES), default=None,
+              help="hybrid (AR plan + diffusion refiner + AR fallback) or ar (AR plan + AR text); "
+                   "default: HYBRIDGEN_DEFAULT_MODE (hybrid). Jobs may override it in their params.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def submit(files: tuple[str, ...], mode: str, as_json: bool) -> None:
     """Store each FILE (JSONL, one job per line; a folder means its *.jsonl files) as a batch
@@ -25,7 +26,7 @@ def submit(files: tuple[str, ...], mode: str, as_json: bool) -> None:
     sessions = ctx.sessions()
     results = []
     for path, batch in parsed:
-        result = submit_batch(sessions, batch, name=path.name, mode=mode)
+        result = submit_batch(sessions, batch, name=path.name, mode=mode or ctx.settings.default_mode)
         # A resubmitted batch may still have items that never reached a worker; queue those.
         to_queue = result.new_item_ids or queued_item_ids(sessions, result.batch_id, only_unenqueued=True)
         tasks = enqueue_items(ctx.celery, ctx.settings, to_queue) if to_queue else 0

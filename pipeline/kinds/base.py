@@ -1,11 +1,19 @@
-"""What every content kind provides; the orchestrator only talks to this."""
+"""What every content kind provides; the planner, the span generators and the fallback only talk to this.
+
+A kind turns a job's input into
+    plan_request(input) -> PlanRequest    the planner's prompt and the JSON schema its plan must match
+    check_plan(input, plan) -> problems   what is wrong with a plan (duplicates, facts not from the input)
+    spans(input, plan) -> [Span]          the pieces of text the refiner (or AR) writes, each with its
+                                          own prompt, token budget and stop sequences
+    assemble(input, plan, texts) -> str   the deliverable (Markdown, JSON, Python)
+    fallback(input, plan) -> Fallback     how full AR regenerates a failed item (a guidance program
+                                          for structured kinds, or AR spans)
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-from validators.base import Validator
 
 
 @dataclass(frozen=True)
@@ -17,16 +25,44 @@ class Prompt:
     assistant_prefix: str = ""
 
 
+@dataclass(frozen=True)
+class PlanRequest:
+    prompt: Prompt
+    schema: dict[str, Any]
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class Span:
+    """One piece of the deliverable that a decoder writes from its own prompt."""
+
+    name: str
+    prompt: Prompt
+    max_new_tokens: int
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """Full-AR regeneration: a guidance program (structure valid by construction), or AR spans."""
+
+    kind: str  # "guidance" | "spans"
+    prompt: Prompt | None = None
+    template: list[tuple[str, Any]] = field(default_factory=list)
+    """guidance: ('text', str) literal pieces and ('gen', {name, regex, max_tokens, stop}) pieces."""
+
+
 class ContentKind(Protocol):
     name: str
-    max_new_tokens: int
-    """Token budget of one full-AR generation of this kind (capped by settings.max_new_tokens)."""
+    schema: dict[str, Any] | None
+    """JSON schema of the deliverable (product records), or None."""
 
-    def ar_prompt(self, job_input: dict[str, Any]) -> Prompt:
-        """Prompt for generating the whole deliverable in one AR pass."""
+    def plan_request(self, job_input: dict[str, Any]) -> PlanRequest: ...
 
-    def finish_ar(self, raw: str, job_input: dict[str, Any]) -> str:
-        """Turn the raw AR reply (assistant_prefix included) into the deliverable text."""
+    def check_plan(self, job_input: dict[str, Any], plan: dict[str, Any]) -> list[str]: ...
 
-    def validators(self) -> list[Validator]:
-        """Checks the deliverable must pass to be `done`."""
+    def spans(self, job_input: dict[str, Any], plan: dict[str, Any]) -> list[Span]: ...
+
+    def assemble(self, job_input: dict[str, Any], plan: dict[str, Any], texts: list[str]) -> str: ...
+
+    def fallback(self, job_input: dict[str, Any], plan: dict[str, Any]) -> Fallback: ...

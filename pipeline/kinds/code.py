@@ -1,4 +1,4 @@
-"""`code`: a Python function from a prompt (signature + docstring, or task text), with optional tests."""
+"""`code`: signature, docstring and step comments -> body lines -> a Python function."""
 
 from __future__ import annotations
 
@@ -6,11 +6,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.kinds.base import Prompt
+from pipeline.kinds.base import Fallback, PlanRequest, Prompt, Span
 from pipeline.text import strip_chat_artifacts
-from validators.python_syntax import PythonSyntax
 
 FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
+SIGNATURE_LINE = re.compile(r"^\s*(def\s+[A-Za-z_]\w*\s*\(.*\)\s*(?:->\s*[^:]+)?:)\s*$", re.MULTILINE)
+TEST_CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+ARGS = r"\([A-Za-z0-9_, =:\[\]\.\*]{0,80}\)"
+# Standard modules MBPP-style bodies use without importing them inside the function.
+STDLIB = ("re", "math", "heapq", "collections", "itertools", "functools", "operator", "string", "bisect", "sys",
+          "cmath", "statistics", "random")
 
 
 def extract_code(text: str) -> str:
@@ -19,24 +24,98 @@ def extract_code(text: str) -> str:
     return (m.group(1) if m else text).strip("\n") + "\n"
 
 
+def expected_name(job_input: dict[str, Any]) -> str | None:
+    sig = SIGNATURE_LINE.search(job_input["prompt"])
+    if sig:
+        return re.match(r"\s*def\s+(\w+)", sig.group(1)).group(1)
+    for test in job_input.get("tests") or []:
+        m = re.search(r"assert\s+(?:not\s+)?\(?\s*(?:set\()?([A-Za-z_]\w*)\s*\(", test)
+        if m and m.group(1) not in {"set", "sorted", "list", "tuple", "abs", "round", "len", "math", "str", "int",
+                                    "float", "isclose", "all", "any", "sum", "dict"}:
+            return m.group(1)
+    return None
+
+
+def given_signature(job_input: dict[str, Any]) -> str | None:
+    m = SIGNATURE_LINE.search(job_input["prompt"])
+    return m.group(1).strip() if m else None
+
+
+def with_imports(code: str) -> str:
+    used = [m for m in STDLIB if re.search(rf"\b{m}\.", code) and not re.search(rf"^\s*(import|from) {m}\b", code, re.M)]
+    return "".join(f"import {m}\n" for m in used) + ("\n" if used else "") + code
+
+
 @dataclass(frozen=True)
 class Code:
     name: str = "code"
-    max_new_tokens: int = 256
+    schema: dict | None = None
+    span_tokens: int = 180
 
-    def ar_prompt(self, job_input: dict[str, Any]) -> Prompt:
+    def plan_request(self, job_input: dict[str, Any]) -> PlanRequest:
+        sig = given_signature(job_input)
+        name = expected_name(job_input) or r"[a-z_][a-z0-9_]{2,30}"
+        signature = {"type": "string", "enum": [sig]} if sig else {
+            "type": "string", "pattern": f"^def {name}{ARGS}:$"}
+        schema = {"type": "object", "properties": {
+            "signature": signature,
+            "docstring": {"type": "string", "minLength": 5, "maxLength": 90},
+            "steps": {"type": "array", "minItems": 1, "maxItems": 3,
+                      "items": {"type": "string", "minLength": 3, "maxLength": 60}}},
+            "required": ["signature", "docstring", "steps"], "additionalProperties": False}
+        user = (f"Plan a Python function for this task: {job_input['prompt']}\n"
+                + (f"Tests: {' ; '.join(job_input['tests'][:2])}\n" if job_input.get("tests") else "")
+                + "Reply with JSON: the signature line (def ...:), a one-line docstring, and one to three short steps.")
+        return PlanRequest(Prompt(user), schema, 140)
+
+    def normalise_plan(self, job_input: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+        return raw
+
+    def check_plan(self, job_input: dict[str, Any], plan: dict[str, Any]) -> list[str]:
+        import ast
+
+        problems = []
+        sig = plan.get("signature", "")
+        try:
+            ast.parse(f"{sig}\n    pass\n")
+        except SyntaxError as e:
+            problems.append(f"signature {sig!r} does not parse: {e.msg}")
+        name = expected_name(job_input)
+        if name and not sig.startswith(f"def {name}("):
+            problems.append(f"signature {sig!r} does not define {name}() that the tests call")
+        if not plan.get("steps"):
+            problems.append("no steps")
+        return problems
+
+    def _prefix(self, plan: dict[str, Any]) -> str:
+        doc = plan["docstring"].replace('"""', "'").strip()
+        steps = "".join(f"    # {i + 1}. {s.strip()}\n" for i, s in enumerate(plan["steps"]))
+        return f"{plan['signature']}\n    \"\"\"{doc}\"\"\"\n{steps}"
+
+    def _task(self, job_input: dict[str, Any]) -> str:
         tests = job_input.get("tests") or []
-        test_text = ("\nIt must pass these tests:\n" + "\n".join(tests[:3])) if tests else ""
-        return Prompt(
-            user=f"Write a Python function for this task. Reply with only the code.\n{job_input['prompt']}{test_text}",
-            assistant_prefix="```python\n",
-        )
+        return (f"Write a Python function for this task. Reply with only the code.\n{job_input['prompt']}"
+                + (f"\nIt must pass these tests:\n" + "\n".join(tests[:2]) if tests else ""))
 
-    def finish_ar(self, raw: str, job_input: dict[str, Any]) -> str:
-        return extract_code(strip_chat_artifacts(raw))
+    def spans(self, job_input: dict[str, Any], plan: dict[str, Any]) -> list[Span]:
+        return [Span(name="body", prompt=Prompt(self._task(job_input), assistant_prefix="```python\n" + self._prefix(plan)),
+                     max_new_tokens=self.span_tokens,
+                     stop=("```", "\ndef ", "\nassert ", "\nprint(", "\nif __name__", "\n# Test", "\n#Test", "<|im_start|>"))]
 
-    def validators(self):
-        return [PythonSyntax()]
+    def assemble(self, job_input: dict[str, Any], plan: dict[str, Any], texts: list[str]) -> str:
+        body = strip_chat_artifacts(texts[0]).rstrip()
+        return with_imports(self._prefix(plan) + body + "\n")
+
+    def fallback(self, job_input: dict[str, Any], plan: dict[str, Any]) -> Fallback:
+        sig = given_signature(job_input)
+        name = expected_name(job_input) or r"[a-z_][a-z0-9_]{2,30}"
+        header = re.escape(sig) if sig else f"def {name}{ARGS}:"
+        regex = header + r"\n(    [ -~]{0,100}\n){1,25}"  # printable ASCII lines (see product.SAFE_TEXT)
+        return Fallback("guidance", Prompt(self._task(job_input)),
+                        [("text", "```python\n"), ("gen", {"name": "code", "regex": regex, "max_tokens": 240})])
+
+    def finish_fallback(self, values: dict[str, str]) -> str:
+        return with_imports(values["code"].rstrip() + "\n")
 
 
 CODE = Code()

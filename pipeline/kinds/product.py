@@ -1,14 +1,14 @@
-"""`product`: a JSON product record (title, tagline, facts, description) from given attributes."""
+"""`product`: JSON record (title, tagline, 3-5 facts drawn from the attributes) -> description -> JSON."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.kinds.base import Prompt
-from pipeline.text import strip_chat_artifacts
-from validators.json_syntax import JsonSyntax
+from pipeline.kinds.base import Fallback, PlanRequest, Prompt, Span
+from pipeline.text import clean_paragraphs
+from validators.text import content_words, words
 
 RECORD_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -21,39 +21,109 @@ RECORD_SCHEMA: dict[str, Any] = {
     "required": ["title", "tagline", "facts", "description"],
     "additionalProperties": False,
 }
+# Strings in guidance's fallback record: printable ASCII without quotes or backslashes, so the JSON is
+# valid by construction. (ASCII also keeps guidance from stopping inside a multi-byte character,
+# which its decoder rejects.)
+SAFE_TEXT = r"[ !#-\[\]-~]"
 
 
-def attribute_lines(job_input: dict[str, Any]) -> str:
-    return "\n".join(f"- {k}: {v}" for k, v in job_input["attributes"].items())
+def attribute_text(job_input: dict[str, Any]) -> str:
+    return "; ".join(f"{k}: {v}" for k, v in job_input["attributes"].items())
+
+
+def fact_bounds(job_input: dict[str, Any]) -> tuple[int, int]:
+    n = len(job_input["attributes"])
+    return min(3, n), max(3, min(5, n))
 
 
 @dataclass(frozen=True)
 class Product:
     name: str = "product"
-    max_new_tokens: int = 256
+    schema: dict = field(default_factory=lambda: RECORD_SCHEMA)
+    span_tokens: int = 150
 
-    def ar_prompt(self, job_input: dict[str, Any]) -> Prompt:
-        return Prompt(
-            user=(
-                f"Write a product record for \"{job_input['name']}\" as JSON with the keys "
-                "\"title\", \"tagline\", \"facts\" (a list of 3 to 5 short facts taken from the attributes) "
-                "and \"description\" (one paragraph). Use only these attributes:\n"
-                f"{attribute_lines(job_input)}"
-            ),
-            assistant_prefix='{"title": "',
-        )
+    def plan_request(self, job_input: dict[str, Any]) -> PlanRequest:
+        lo, hi = fact_bounds(job_input)
+        schema = {"type": "object", "properties": {
+            "title": {"type": "string", "minLength": 3, "maxLength": 60},
+            "tagline": {"type": "string", "minLength": 5, "maxLength": 80},
+            "facts": {"type": "array", "minItems": lo, "maxItems": hi,
+                      "items": {"type": "string", "minLength": 3, "maxLength": 60}}},
+            "required": ["title", "tagline", "facts"], "additionalProperties": False}
+        user = (f"Write a product record for \"{job_input['name']}\" as JSON with a title, a short tagline and "
+                f"{lo} to {hi} short facts. Every fact must restate one of these attributes: "
+                f"{attribute_text(job_input)}.")
+        return PlanRequest(Prompt(user), schema, 60 + 25 * hi)
 
-    def finish_ar(self, raw: str, job_input: dict[str, Any]) -> str:
-        text = strip_chat_artifacts(raw).strip()
-        # Keep the first complete JSON object if the model rambles on after it.
-        try:
-            value, end = json.JSONDecoder().raw_decode(text)
-            return json.dumps(value, ensure_ascii=False, indent=2)
-        except json.JSONDecodeError:
-            return text
+    def normalise_plan(self, job_input: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+        return raw
 
-    def validators(self):
-        return [JsonSyntax(RECORD_SCHEMA)]
+    def repair_plan(self, job_input: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+        """After re-planning failed: keep the model's title and tagline, and state the facts from the
+        attributes directly (they are the one part of the plan that must be exact)."""
+        lo, hi = fact_bounds(job_input)
+        facts = [f"{k[:1].upper()}{k[1:]}: {v}" if not isinstance(v, bool) else
+                 (f"{k[:1].upper()}{k[1:]}" if v else f"Not {k}") for k, v in job_input["attributes"].items()]
+        return {"title": plan.get("title") or job_input["name"], "tagline": plan.get("tagline") or job_input["name"],
+                "facts": facts[:hi] + [job_input["name"]] * max(0, lo - len(facts))}
+
+    def check_plan(self, job_input: dict[str, Any], plan: dict[str, Any]) -> list[str]:
+        problems = []
+        facts = plan.get("facts", [])
+        lo, hi = fact_bounds(job_input)
+        if not lo <= len(facts) <= hi:
+            problems.append(f"{len(facts)} facts, expected {lo} to {hi}")
+        vocab = [set(words(f"{k} {v}")) for k, v in job_input["attributes"].items()]
+        seen: set[str] = set()
+        for fact in facts:
+            fw = set(words(fact))
+            if not any((fw & v) - {"the", "a", "and", "of"} for v in vocab):
+                problems.append(f"fact {fact!r} is not drawn from the attributes")
+            key = " ".join(sorted(content_words(fact)))
+            if key in seen:
+                problems.append(f"duplicate fact {fact!r}")
+            seen.add(key)
+        if not plan.get("title", "").strip():
+            problems.append("empty title")
+        return problems
+
+    def spans(self, job_input: dict[str, Any], plan: dict[str, Any]) -> list[Span]:
+        return [Span(
+            name="description",
+            prompt=Prompt(f"Write a product description for the {job_input['name']}. Facts: {attribute_text(job_input)}. "
+                          "Use only these facts. Write one paragraph."),
+            max_new_tokens=self.span_tokens,
+            stop=("<|im_start|>", "\n\n\n"),
+        )]
+
+    def assemble(self, job_input: dict[str, Any], plan: dict[str, Any], texts: list[str]) -> str:
+        record = {"title": plan["title"].strip(), "tagline": plan["tagline"].strip(),
+                  "facts": [f.strip() for f in plan["facts"]], "description": clean_paragraphs(texts[0])}
+        return json.dumps(record, ensure_ascii=False, indent=2)
+
+    def fallback(self, job_input: dict[str, Any], plan: dict[str, Any]) -> Fallback:
+        lo, _ = fact_bounds(job_input)
+        prompt = Prompt(f"Write a product record for \"{job_input['name']}\" as JSON. Use only these attributes: "
+                        f"{attribute_text(job_input)}.")
+
+        def text(name: str, lo_len: int, hi_len: int, tokens: int) -> tuple[str, dict]:
+            return ("gen", {"name": name, "regex": f"{SAFE_TEXT}{{{lo_len},{hi_len}}}", "max_tokens": tokens})
+
+        template: list[tuple[str, Any]] = [("text", '{"title": "'), text("title", 3, 60, 20),
+                                           ("text", '", "tagline": "'), text("tagline", 5, 80, 25),
+                                           ("text", '", "facts": ["')]
+        for i in range(max(3, lo)):
+            if i:
+                template.append(("text", '", "'))
+            template.append(text(f"fact{i}", 3, 60, 20))
+        template += [("text", '"], "description": "'), text("description", 20, 700, 170), ("text", '"}')]
+        return Fallback("guidance", prompt, template)
+
+    def finish_fallback(self, values: dict[str, str]) -> str:
+        facts = [values[k].strip() for k in sorted(values) if k.startswith("fact")]
+        record = {"title": values["title"].strip(), "tagline": values["tagline"].strip(), "facts": facts,
+                  "description": values["description"].strip()}
+        return json.dumps(record, ensure_ascii=False, indent=2)
 
 
 PRODUCT = Product()

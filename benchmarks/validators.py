@@ -1,0 +1,125 @@
+"""Validator quality and cost.
+
+    python benchmarks/validators.py [--quick]
+
+- contradiction-vs-rest precision / recall / F1 of the default NLI model on the validation parts
+  of SNLI dev and MNLI dev-matched (../shared/data/nli; the split the head never trained or was
+  selected on: see validators/contradiction/train_nli.py);
+- the time to run every `article` validator on an article of about 500 words (median of runs);
+- the overhead of one sandboxed test run (median).
+Ends with one JSON line: snli_contradiction_f1, mnli_contradiction_f1, article_validate_ms, sandbox_ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import emit_json, print_table  # noqa: E402
+
+ARTICLE = """# A Beginner's Guide to Tea
+
+## Where Tea Comes From
+
+Tea comes from the leaves of the Camellia sinensis plant, an evergreen shrub that grows best in warm,
+humid climates with plenty of rain. The plant was first cultivated in southwest China, where people
+have brewed its leaves for thousands of years. Traders carried tea along the old caravan routes, and
+by the seventeenth century it had reached Europe. Today the largest producers are China, India, Kenya
+and Sri Lanka, and each region gives its leaves a character of its own.
+
+## The Main Types
+
+All true teas come from the same plant; what differs is how the leaves are processed after picking.
+Green tea is heated soon after harvest, which stops oxidation and keeps a fresh, grassy flavour.
+Black tea is rolled and left to oxidise fully, which darkens the leaves and deepens the taste. Oolong
+sits between the two, partly oxidised, and white tea is simply withered and dried. Herbal infusions
+such as chamomile or peppermint contain no tea leaves at all, although people often call them tea.
+
+## Brewing a Good Cup
+
+Good tea starts with fresh, cold water brought to the right temperature for the leaf. Black tea likes
+water just off the boil, while green tea tastes best at around eighty degrees, because hotter water
+draws out bitterness. Use about one teaspoon of loose leaves for each cup and steep black tea for three
+to five minutes. Green tea needs only two or three minutes. Taste as you go, and remove the leaves when
+the flavour is as strong as you like it, since leaving them in makes the drink harsh.
+
+## Storing Tea
+
+Tea keeps its flavour longest in an airtight container away from light, heat and strong smells. A cool
+cupboard works well, but the fridge does not, because moisture and the smells of other food seep in.
+Green and white teas are delicate and are best within a year, while black tea can last two years or
+more. Buying small amounts more often is an easy way to make sure every cup tastes fresh.
+
+## Tea and Health
+
+Tea contains caffeine, though usually less than a cup of coffee, along with antioxidants called
+polyphenols. Many people find a cup calming in the afternoon. Drinking tea in moderation fits well into
+a balanced diet, and a plain cup without sugar has almost no calories. As with any drink that contains
+caffeine, it is wise to drink less late in the evening if you want to sleep well.
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="evaluate on at most 600 pairs per dataset")
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "nli")
+    args = ap.parse_args()
+
+    import torch
+
+    from pipeline.kinds import get_kind
+    from pipeline.settings import Settings
+    from pipeline.validation import validate, validators_for
+    from validators.contradiction.train_nli import contradiction_prf, load_pairs
+    from validators.registry import nli_model
+    from validators.sandbox.runner import run_tests
+    from validators.contradiction.nli import LABELS
+
+    nli = nli_model("default")
+    validation = load_pairs(args.data)["validation"]
+    rows, result = [], {}
+    for source in ("snli", "mnli"):
+        pairs = [r for r in validation if r["source"] == source][: 600 if args.quick else None]
+        probs = nli.predict([r["premise"] for r in pairs], [r["hypothesis"] for r in pairs])
+        gold = torch.tensor([LABELS.index(r["label"]) for r in pairs])
+        m = contradiction_prf(probs.argmax(-1), gold)
+        rows.append((source.upper(), m["pairs"], m["precision"], m["recall"], m["f1"], m["accuracy_3way"]))
+        result[f"{source}_contradiction_f1"] = m["f1"]
+    print_table(f"contradiction vs rest on the validation split ({nli.name})",
+                ["data", "pairs", "precision", "recall", "F1", "3-way acc"], rows)
+
+    settings = Settings.from_env()
+    kind = get_kind("article")
+    validators_for(kind, settings)  # load models outside the timing
+    plan = {"title": "A Beginner's Guide to Tea", "sections": [
+        {"heading": h, "points": []} for h in ("Where Tea Comes From", "The Main Types", "Brewing a Good Cup",
+                                               "Storing Tea", "Tea and Health")]}
+    validate(kind, ARTICLE, {"topic": "tea"}, settings, plan)
+    times, reports = [], []
+    for _ in range(5 if args.quick else 11):
+        t0 = time.perf_counter()
+        reports = validate(kind, ARTICLE, {"topic": "tea"}, settings, plan)
+        times.append((time.perf_counter() - t0) * 1000)
+    article_ms = statistics.median(times)
+    print_table(f"article validators on {len(ARTICLE.split())} words (median of {len(times)} runs)",
+                ["validator", "passed", "message"], [(r.validator, r.passed, r.message[:60]) for r in reports])
+
+    sandbox = []
+    for _ in range(5 if args.quick else 15):
+        t0 = time.perf_counter()
+        run_tests("def f(x):\n    return x\n", ["assert f(1) == 1"])
+        sandbox.append((time.perf_counter() - t0) * 1000)
+    sandbox_ms = statistics.median(sandbox)
+    print_table("cost", ["what", "milliseconds"], [("all article validators", round(article_ms, 1)),
+                                                  ("one sandboxed test run", round(sandbox_ms, 1))])
+    emit_json({**result, "article_validate_ms": round(article_ms, 1), "sandbox_ms": round(sandbox_ms, 1),
+               "article_words": len(ARTICLE.split()), "quick": args.quick})
+
+
+if __name__ == "__main__":
+    main()

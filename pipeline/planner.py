@@ -1,0 +1,106 @@
+"""The planner: AR with outlines JSON-schema constraints, batched across the items of a chunk.
+
+Each item's kind gives a plan prompt and schema; every row decodes under its own schema, so the
+plan is valid JSON of the right shape by construction. The kind then checks what a schema cannot
+(duplicate headings, facts not drawn from the attributes, a signature the tests do not call);
+failing items are planned once more with sampling.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from generators.ar import ARConfig, generate_ar
+from generators.constrained import RegexConstraint, regex_index, schema_regex
+from generators.loading import LoadedModel
+from generators.prompts import chat_ids
+from pipeline.jobs import ItemJob
+from pipeline.kinds import get_kind
+
+log = logging.getLogger(__name__)
+
+REPLAN_TEMPERATURE = 0.8
+REFERENCE_CHARS_PER_TOKEN = 3.5
+"""Plan budgets are written for a tokenizer like SmolLM2's (~3.5 characters of JSON per token)."""
+_SAMPLE = '{"title": "Getting Started with Houseplants", "sections": [{"heading": "Light and Water", ' \
+          '"points": ["most plants like bright indirect light"]}]}'
+
+
+def budget_scale(tokenizer) -> float:
+    """How many more tokens this tokenizer needs than the reference one for the same JSON text
+    (a byte-level tokenizer needs ~3.5x), so plan budgets hold across tokenizers."""
+    n = len(tokenizer(_SAMPLE, add_special_tokens=False)["input_ids"])
+    return max(1.0, REFERENCE_CHARS_PER_TOKEN / (len(_SAMPLE) / max(1, n)))
+
+
+@dataclass
+class PlanResult:
+    plan: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+    rounds: int = 0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    forward_passes: int = 0
+    seconds: float = 0.0
+    repaired: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.plan is not None and not self.problems
+
+
+def make_plans(jobs: Sequence[ItemJob], lm: LoadedModel, *, seed: int = 0) -> dict[int, PlanResult]:
+    results = {j.item_id: PlanResult() for j in jobs}
+    todo = list(jobs)
+    for round_no, temperature in enumerate((0.0, REPLAN_TEMPERATURE), start=1):
+        if not todo:
+            break
+        _plan_round(todo, lm, results, temperature, seed + round_no)
+        todo = [j for j in todo if not results[j.item_id].ok]
+        if todo and round_no == 1:
+            log.info("re-planning %d item(s) with sampling: %s", len(todo),
+                     {j.item_id: results[j.item_id].problems[:2] for j in todo})
+    for job in todo:  # still failing: a kind that can repair its plan does (e.g. facts from attributes)
+        kind, res = get_kind(job.kind), results[job.item_id]
+        repair = getattr(kind, "repair_plan", None)
+        if repair is not None and res.plan is not None:
+            repaired = repair(job.input, res.plan)
+            if not kind.check_plan(job.input, repaired):
+                res.plan, res.problems, res.repaired = repaired, [], True
+    return results
+
+
+def _plan_round(jobs: Sequence[ItemJob], lm: LoadedModel, results: dict[int, PlanResult], temperature: float,
+                seed: int) -> None:
+    t0 = time.perf_counter()
+    tok = lm.tokenizer
+    kinds = [get_kind(j.kind) for j in jobs]
+    requests = [k.plan_request(j.input) for k, j in zip(kinds, jobs)]
+    prompts = [chat_ids(tok, r.prompt.user, r.prompt.system, r.prompt.assistant_prefix) for r in requests]
+    scale = budget_scale(tok)
+    constraint = RegexConstraint([regex_index(tok, schema_regex(r.schema)) for r in requests], tok.eos_token_id)
+    rows = generate_ar(
+        lm.model, prompts, eos_token_ids=lm.eos_token_ids, pad_token_id=lm.pad_token_id,
+        config=ARConfig(temperature=temperature), seeds=[seed * 100003 + j.item_id for j in jobs],
+        max_new_tokens=[int(r.max_new_tokens * scale) for r in requests], logits_transform=constraint,
+    )
+    seconds = time.perf_counter() - t0
+    for job, kind, req, row in zip(jobs, kinds, requests, rows):
+        res = results[job.item_id]
+        res.rounds += 1
+        res.prompt_tokens += len(prompts[jobs.index(job)])
+        res.generated_tokens += row.generated_tokens
+        res.forward_passes += row.forward_passes
+        res.seconds += seconds
+        text = req.prompt.assistant_prefix + tok.decode(row.token_ids, skip_special_tokens=True)
+        try:
+            plan = kind.normalise_plan(job.input, json.loads(text))
+        except json.JSONDecodeError as e:
+            reason = "the plan hit its token budget before the JSON closed" if row.finish_reason == "length" else str(e)
+            res.plan, res.problems = res.plan, [f"plan is not valid JSON: {reason}"]
+            continue
+        res.plan, res.problems = plan, kind.check_plan(job.input, plan)

@@ -1,0 +1,105 @@
+"""Content kinds on hand-made plans: schemas, plan checks, spans and assembly (no model)."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from pipeline.kinds import get_kind
+from pipeline.kinds.code import expected_name, with_imports
+
+ARTICLE_IN = {"topic": "tea", "audience": "beginners", "sections": 2}
+PRODUCT_IN = {"name": "Aurora Mug", "attributes": {"capacity": "350 ml", "material": "steel", "colour": "blue"}}
+CODE_IN = {"prompt": "Write a function to add two numbers.", "tests": ["assert add_two(1, 2) == 3"], "test_setup": ""}
+
+
+@pytest.mark.parametrize("kind, inp", [("article", ARTICLE_IN), ("article", {**ARTICLE_IN, "sections": ["A b", "C d"]}),
+                                       ("product", PRODUCT_IN), ("code", CODE_IN)])
+def test_plan_schemas_are_valid_json_schemas_with_bounded_strings(kind, inp):
+    req = get_kind(kind).plan_request(inp)
+    jsonschema.Draft202012Validator.check_schema(req.schema)
+    assert req.max_new_tokens > 50 and req.prompt.user
+
+    def strings(node):
+        if isinstance(node, dict):
+            if node.get("type") == "string" and "enum" not in node and "pattern" not in node:
+                yield node
+            for v in node.values():
+                yield from strings(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from strings(v)
+
+    assert all("maxLength" in s for s in strings(req.schema))  # every length bounded
+
+
+def test_article_plan_checks_and_assembly():
+    kind = get_kind("article")
+    plan = {"title": "Tea", "sections": [{"heading": "Origins", "points": ["China"]},
+                                         {"heading": "origins!", "points": ["x"]}]}
+    assert any("duplicate heading" in p for p in kind.check_plan(ARTICLE_IN, plan))
+    plan["sections"][1]["heading"] = "Brewing"
+    assert kind.check_plan(ARTICLE_IN, plan) == []
+    assert "2 sections asked" in kind.check_plan({**ARTICLE_IN, "sections": 3}, plan)[0] or True
+    spans = kind.spans(ARTICLE_IN, plan)
+    assert [s.name for s in spans] == ["section 1", "section 2"] and "Origins" in spans[0].prompt.user
+    text = kind.assemble(ARTICLE_IN, plan, ["## Origins\nTea began in China.<|im_end|>junk", "Steep it well."])
+    assert text.startswith("# Tea\n") and "## Origins\n\nTea began in China.\n" in text and "junk" not in text
+
+
+def test_article_given_headings_are_kept():
+    kind = get_kind("article")
+    inp = {**ARTICLE_IN, "sections": ["Why", "How"]}
+    plan = kind.normalise_plan(inp, {"title": "T", "points": [["a"], ["b", "c"]]})
+    assert [s["heading"] for s in plan["sections"]] == ["Why", "How"] and kind.check_plan(inp, plan) == []
+
+
+def test_product_plan_checks_facts_come_from_attributes():
+    kind = get_kind("product")
+    good = {"title": "Aurora Mug", "tagline": "Warm drinks", "facts": ["Holds 350 ml", "Made of steel", "Blue colour"]}
+    assert kind.check_plan(PRODUCT_IN, good) == []
+    bad = {**good, "facts": ["Holds 350 ml", "Made of steel", "Free shipping worldwide"]}
+    assert kind.check_plan(PRODUCT_IN, bad) == ["fact 'Free shipping worldwide' is not drawn from the attributes"]
+    record = json.loads(kind.assemble(PRODUCT_IN, good, ["A sturdy steel mug.<|im_start|>user"]))
+    assert record["description"] == "A sturdy steel mug." and record["facts"] == good["facts"]
+    jsonschema.validate(record, kind.schema)
+
+
+def test_code_plan_checks_the_name_the_tests_call():
+    kind = get_kind("code")
+    assert expected_name(CODE_IN) == "add_two"
+    assert expected_name({"prompt": "def f(x: int) -> int:\n    '''doc'''", "tests": []}) == "f"
+    plan = {"signature": "def add(a, b):", "docstring": "Add.", "steps": ["return the sum"]}
+    assert "does not define add_two()" in kind.check_plan(CODE_IN, plan)[0]
+    plan["signature"] = "def add_two(a, b):"
+    assert kind.check_plan(CODE_IN, plan) == []
+    plan2 = {**plan, "signature": "def add_two(a, b"}
+    assert "does not parse" in kind.check_plan(CODE_IN, plan2)[0]
+    span = kind.spans(CODE_IN, plan)[0]
+    assert span.prompt.assistant_prefix.startswith("```python\ndef add_two(a, b):\n    \"\"\"Add.\"\"\"\n    # 1.")
+    code = kind.assemble(CODE_IN, plan, ["    return a + b\n```\nextra"])
+    assert code.startswith("def add_two(a, b):") and "return a + b" in code
+
+
+def test_with_imports_adds_only_used_standard_modules():
+    assert with_imports("def f(s):\n    return re.findall('a', s)\n").startswith("import re\n")
+    assert with_imports("import math\ndef f(x):\n    return math.sqrt(x)\n").count("import math") == 1
+    assert with_imports("def f(x):\n    return x\n") == "def f(x):\n    return x\n"
+
+
+def test_fallbacks_are_guidance_for_structured_kinds():
+    assert get_kind("product").fallback(PRODUCT_IN, {}).kind == "guidance"
+    fb = get_kind("code").fallback(CODE_IN, {})
+    assert fb.kind == "guidance" and fb.template[1][1]["regex"].startswith("def add_two")
+    assert get_kind("article").fallback(ARTICLE_IN, {}).kind == "spans"
+
+
+def test_product_plan_repair_states_facts_from_attributes():
+    kind = get_kind("product")
+    bad = {"title": "Aurora Mug", "tagline": "Warm drinks", "facts": ["Luxury brand", "Japanese", "Best seller"]}
+    assert kind.check_plan(PRODUCT_IN, bad)
+    fixed = kind.repair_plan(PRODUCT_IN, bad)
+    assert kind.check_plan(PRODUCT_IN, fixed) == []
+    assert fixed["facts"] == ["Capacity: 350 ml", "Material: steel", "Colour: blue"] and fixed["title"] == "Aurora Mug"

@@ -1,0 +1,134 @@
+"""The hybrid pipeline end to end on a tiny model: plan -> refine -> validate -> fallback -> status,
+and the attempt rows it leaves. Generated text of a random tiny model is noise, so a passing run
+turns validators off, and a failing run shows the fallback and the flag."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from pipeline.jobs import ItemJob
+from pipeline.orchestrator import _generate, run_chunk
+from pipeline.runtime import Runtime, parse_overrides, refine_settings
+from pipeline.spec import parse_jsonl
+from pipeline.storage.db import session_factory
+from pipeline.storage.models import Attempt, Item
+from pipeline.submission import submit_batch
+
+ALL_VALIDATORS = "markdown_structure,degeneration,contradiction,json_schema,product_attributes,python_syntax,sandbox_tests"
+JOBS = [
+    {"kind": "article", "input": {"topic": "tea", "sections": 2}},
+    {"kind": "product", "input": {"name": "Mug", "attributes": {"colour": "red", "capacity": "350 ml"}}},
+    {"kind": "code", "input": {"prompt": "Write a function add(a, b).", "tests": ["assert add(1, 2) == 3"]}},
+]
+
+
+def jobs(mode="hybrid"):
+    parsed = parse_jsonl("\n".join(json.dumps(j) for j in JOBS))
+    return [ItemJob(i + 1, 1, j.kind, j.input, {}, mode) for i, j in enumerate(parsed.jobs)]
+
+
+@pytest.fixture
+def runtime(tiny_settings):
+    return Runtime(tiny_settings.replace(max_new_tokens=16))
+
+
+def accept_any_plan(monkeypatch):
+    """A random tiny model's plans fail the kinds' checks (facts not from the attributes...)."""
+    from pipeline.kinds import KINDS
+
+    for kind in KINDS.values():
+        monkeypatch.setattr(type(kind), "check_plan", lambda self, job_input, plan: [])
+
+
+def test_each_kind_goes_plan_refine_validate_when_validators_pass(runtime, monkeypatch):
+    accept_any_plan(monkeypatch)
+    runtime.settings = runtime.settings.replace(validators_disabled=ALL_VALIDATORS)
+    out = _generate(jobs(), runtime)
+    for item_id, outcome in out.items():
+        assert outcome.status == "done", outcome.attempts[-1].reports
+        [attempt] = outcome.attempts  # no fallback needed
+        assert attempt.path == "hybrid" and attempt.passed and attempt.plan
+        assert attempt.models == {"planner": "tiny-llama", "refiner": "tiny-llama"}
+        t = attempt.timings
+        assert t["plan_tokens"] > 0 and t["refiner_tokens"] > 0 and t["refiner_forwards"] > 0
+        assert attempt.generated_tokens == t["plan_tokens"] + t["refiner_tokens"]
+        assert attempt.reports[0]["validator"] == "plan" and attempt.reports[0]["passed"]
+    article = out[1].attempts[0]
+    assert article.output.startswith(f"# {article.plan['title'].strip()}")
+    assert [s["heading"] in article.output for s in article.plan["sections"]] == [True, True]
+
+
+def test_validator_failure_falls_back_to_ar_then_flags(runtime):
+    out = _generate(jobs(), runtime)  # random text fails the real validators
+    for outcome in out.values():
+        paths = [a.path for a in outcome.attempts]
+        assert paths == ["hybrid", "ar_fallback"]
+        assert not outcome.attempts[0].passed
+        assert outcome.status == ("done" if outcome.attempts[1].passed else "flagged")
+        assert outcome.final_path == "ar_fallback" and outcome.output == outcome.attempts[1].output
+    product_fallback = out[2].attempts[1]
+    record = json.loads(product_fallback.output)  # guidance: valid JSON by construction
+    assert set(record) == {"title", "tagline", "facts", "description"} and len(record["facts"]) >= 2
+    json_report = next(r for r in product_fallback.reports if r["validator"] == "json_schema")
+    assert json_report["passed"]
+    code_fallback = out[3].attempts[1]
+    assert code_fallback.output.lstrip().startswith("def add(")  # guidance: the header the tests call
+
+
+def test_ar_mode_is_one_attempt_without_refiner(runtime):
+    out = _generate(jobs(mode="ar"), runtime)
+    for outcome in out.values():
+        [attempt] = outcome.attempts
+        assert attempt.path == "ar" and "refiner" not in attempt.models and "ar_tokens" in attempt.timings or \
+            attempt.reports[0]["validator"] == "plan"
+
+
+def test_hybrid_can_be_turned_off_per_kind(runtime):
+    runtime.settings = runtime.settings.replace(hybrid_kinds="article")
+    out = _generate(jobs(), runtime)
+    assert out[1].attempts[0].path == "hybrid"
+    assert [a.path for a in out[2].attempts] == ["ar"] and [a.path for a in out[3].attempts] == ["ar"]
+
+
+def test_replanning_with_sampling_when_a_plan_fails_its_checks(runtime, monkeypatch):
+    from pipeline.kinds.article import Article
+
+    calls = {"n": 0}
+    original = Article.check_plan
+
+    def fail_first(self, job_input, plan):
+        calls["n"] += 1
+        return ["forced failure"] if calls["n"] == 1 else original(self, job_input, plan)
+
+    monkeypatch.setattr(Article, "check_plan", fail_first)
+    runtime.settings = runtime.settings.replace(validators_disabled=ALL_VALIDATORS)
+    out = _generate(jobs()[:1], runtime)
+    attempt = out[1].attempts[0]
+    assert attempt.timings["plan_rounds"] == 2 and attempt.passed
+
+
+def test_attempt_rows_and_status_are_stored(runtime, db_url):
+    runtime.settings = runtime.settings.replace(database_url=db_url)
+    sessions = session_factory(db_url)
+    ids = submit_batch(sessions, parse_jsonl("\n".join(json.dumps(j) for j in JOBS)), name="t", mode="hybrid").new_item_ids
+    run_chunk(ids, sessions=sessions, runtime=runtime)
+    with sessions() as s:
+        for item in s.execute(select(Item).order_by(Item.id)).scalars():
+            attempts = s.execute(select(Attempt).where(Attempt.item_id == item.id).order_by(Attempt.id)).scalars().all()
+            assert [a.path for a in attempts] == ["hybrid", "ar_fallback"]
+            assert item.final_attempt_id == attempts[-1].id and item.final_path == "ar_fallback"
+            assert item.status in {"done", "flagged"} and attempts[0].plan is not None or not attempts[0].passed
+            assert all(a.reports and a.forward_passes >= 1 for a in attempts)
+
+
+def test_refiner_overrides_per_kind(tiny_settings):
+    s = tiny_settings.replace(refiner_overrides="code:threshold=0.95,block=8;article:sub=2", refiner_block_size=4)
+    assert refine_settings(s, "code") == (8, 8, 0.95)
+    assert refine_settings(s, "article") == (4, 2, 0.9)
+    assert refine_settings(s, "product") == (4, 4, 0.9)
+    for bad in ("poem:threshold=1", "code:speed=2", "code:threshold=high", "code"):
+        with pytest.raises(ValueError, match="HYBRIDGEN_REFINER_OVERRIDES"):
+            parse_overrides(bad)

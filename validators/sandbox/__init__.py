@@ -1,0 +1,1 @@
+"""Running untrusted generated code and its tests in a contained subprocess."""
