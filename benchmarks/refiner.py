@@ -1,19 +1,29 @@
-"""Refiner speed on the default model: AR baseline vs reference vs cached diffusion decoder.
+"""Refiner speed and quality on the default model: AR baseline vs reference vs cached diffusion decoder.
 
-    python benchmarks/refiner.py [--quick] [--adapter PATH|none]
+    python benchmarks/refiner.py [--quick] [--adapter PATH|none] [--quality-only | --skip-quality]
+                                 [--per-kind N] [--taus 0.5,0.9,1.0] [--plot PNG] [--threads N]
 
-Same prompts (article section, product description, code body), same number of new tokens for
-every decoder (EOS ignored, so tokens/s compare like for like), at batch 1 and batch 8:
+Speed. Same prompts (article section, product description, code body), same number of new tokens
+for every decoder (EOS ignored, so tokens/s compare like for like), at batch 1 and batch 8:
 - AR: HF `generate` with KV cache (the baseline), and our batched AR on packed weights;
 - the reference diffusion decoder (no cache; same strategy as the cached one);
 - the cached decoder (block + sub-block cache, packed weights) at the default threshold.
 Then the cache alone: cached vs reference with the same strategy, same tokens, at 256 new tokens.
+
+Quality (benchmarks/refiner_quality.py has the exact definitions). On held-out prompts of the
+training split, AR greedy vs the refiner, both stopping at EOS under the same per-kind cap:
+- generative perplexity of the outputs under the base AR model (no adapter); `gen_ppl_ratio` =
+  refiner at the default τ / AR;
+- validator pass rate (the raw-span checks of each kind, NLI off: rules only);
+- a τ sweep at batch 1: tokens per forward vs gen perplexity and pass rate, as a table and a PNG.
+Then the tokens-per-forward vs tokens-trained curve of the shipped adapter's training run.
 Ends with one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,22 +33,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import BENCH_PROMPTS, RssSampler, emit_json, machine, print_table  # noqa: E402
 
 DEFAULT_BLOCK, DEFAULT_SUB, DEFAULT_TAU = 4, 4, 0.9
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PLOT = ROOT / "docs" / "results" / "refiner-tau-sweep.png"
+TRAIN_CURVE = ROOT / "docs" / "gpu-runs" / "2026-11-27" / "train_metrics.jsonl"
+FULL_TAUS, QUICK_TAUS = (0.5, 0.7, 0.8, 0.9, 0.95, 1.0), (0.7, 0.9, 1.0)
+TPF_TARGET, PPL_RATIO_TARGET, PASS_GAP = 2.5, 1.3, 0.05
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer tokens (about two minutes)")
+    ap.add_argument("--quick", action="store_true",
+                    help="fewer tokens, 1 prompt per kind, 3 τ values, 48-token cap (a few minutes)")
     ap.add_argument("--adapter", default="default", help="LoRA adapter folder, 'default' or 'none'")
+    ap.add_argument("--quality-only", "--skip-speed", dest="skip_speed", action="store_true",
+                    help="skip the speed tables")
+    ap.add_argument("--skip-quality", action="store_true", help="speed tables only (the old benchmark)")
+    ap.add_argument("--per-kind", type=int, default=None, help="held-out prompts per kind (default 4; quick 1)")
+    ap.add_argument("--taus", default=None, help="comma-separated τ values for the sweep "
+                    f"(default {','.join(map(str, FULL_TAUS))}; quick {','.join(map(str, QUICK_TAUS))})")
+    ap.add_argument("--max-new-tokens", type=int, default=None,
+                    help="cap below the pipeline's per-kind span budget (quick: 48)")
+    ap.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help="where the τ sweep PNG goes")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's choice); 1 on a machine shared with other jobs, where "
+                         "spinning threads that lose their core make every decoder several times slower")
     args = ap.parse_args()
-    n_new = 32 if args.quick else 96
-    n_cache = 64 if args.quick else 256
 
     import torch
 
-    from generators.diffusion.proposals import DecodeConfig
-    from generators.diffusion.strategies import Strategy
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
     from generators.loading import load_model
-    from generators.prompts import chat_ids, left_pad
     from generators.refiner import load_refiner
     from pipeline.settings import Settings
 
@@ -46,6 +72,33 @@ def main() -> None:
     lm = load_model("smollm2-135m-instruct", cache_dir=settings.cache_dir)
     adapter = _adapter_path(args.adapter)
     refiner = load_refiner(lm, adapter=adapter)
+    print(f"machine: {machine()}, torch {torch.__version__} ({torch.get_num_threads()} threads), load average "
+          f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}; refiner weights: {refiner.name}")
+    result: dict = {}
+    if not args.skip_speed:
+        result.update(speed(lm, refiner, quick=args.quick))
+    if not args.skip_quality:
+        result.update(quality(lm, refiner, args))
+    if TRAIN_CURVE.exists():
+        from benchmarks.refiner_quality import training_curve
+
+        print_table(f"tokens per forward vs tokens trained (shipped adapter's run, {TRAIN_CURVE.parent.name}, "
+                    "H100; decode_eval: 32 held-out prompts, batch 8, 64 new tokens, τ 0.9)",
+                    ["step", "response tokens seen", "diff acc", "tok/fwd", "agreement with AR"],
+                    training_curve(TRAIN_CURVE))
+    print(f"\nload average at the end: {'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
+    emit_json({**result, "adapter": refiner.name, "quick": args.quick, "threads": torch.get_num_threads()})
+
+
+def speed(lm, refiner, *, quick: bool) -> dict:
+    """The speed tables (printed); returns their JSON keys."""
+    n_new = 32 if quick else 96
+    n_cache = 64 if quick else 256
+
+    from generators.diffusion.proposals import DecodeConfig
+    from generators.diffusion.strategies import Strategy
+    from generators.prompts import chat_ids, left_pad
+
     tok = lm.tokenizer
     prompts = [chat_ids(tok, p) for p in BENCH_PROMPTS]
     no_eos = [-1]
@@ -107,13 +160,12 @@ def main() -> None:
         out = fn(prompts[:1], n_cache)
         dt = time.perf_counter() - t0
         cache_rows.append((name, n_cache, out[0][1], round(out[0][0] / dt, 2)))
-    print(f"machine: {machine()}, torch {torch.__version__}; refiner weights: {refiner.name}")
     print_table(f"decoding {n_new} new tokens per prompt (EOS ignored)",
                 ["decoder", "batch", "tokens", "forwards/row", "tok/fwd", "tokens/s", "peak RSS MB"], rows)
     print_table("the cache alone (fixed-k, 1 token per step, same tokens)",
                 ["decoder", "new tokens", "forwards", "tokens/s"], cache_rows)
     ar, fast, ref = "AR: HF generate + KV cache (baseline)", configs[3][0], configs[2][0]
-    emit_json({
+    return {
         "ar_tok_s_b1": round(res[(ar, 1)][0], 2),
         "ar_tok_s_b8": round(res[(ar, 8)][0], 2),
         "ar_packed_tok_s_b1": round(res[(configs[1][0], 1)][0], 2),
@@ -124,9 +176,94 @@ def main() -> None:
         "tpf_b1": round(res[(fast, 1)][1], 3),
         "tpf_b8": round(res[(fast, 8)][1], 3),
         "cache_speedup_256": round(cache_rows[1][3] / cache_rows[0][3], 2),
-        "adapter": refiner.name,
-        "quick": args.quick,
-    })
+    }
+
+
+def quality(lm, refiner, args) -> dict:
+    """Held-out quality, AR greedy vs the refiner, and the τ sweep (tables, PNG); returns JSON keys."""
+    import benchmarks.refiner_quality as q
+    from generators.prompts import chat_ids
+
+    # the judge must be the base model: load_refiner merged the adapter into a copy
+    assert not any("lora" in n.lower() for n, _ in lm.model.named_modules()), "judge model carries a LoRA adapter"
+    per_kind = args.per_kind or (1 if args.quick else 4)
+    taus = sorted({float(t) for t in args.taus.split(",")} if args.taus else set(QUICK_TAUS if args.quick else FULL_TAUS))
+    taus = sorted(set(taus) | {DEFAULT_TAU})
+    prompts = q.heldout_prompts(per_kind)
+    kinds = [p.kind for p in prompts]
+    ids = [chat_ids(lm.tokenizer, p.user, p.system) for p in prompts]
+    caps = q.span_caps(kinds, args.max_new_tokens or (48 if args.quick else None))
+    by_kind = {k: [i for i, x in enumerate(kinds) if x == k] for k in q.KINDS if k in kinds}
+
+    def score(arm):
+        arm.nll = q.generated_nll(lm.model, ids, [r.token_ids for r in arm.rows], pad_token_id=lm.pad_token_id)
+        arm.checks = [q.check_span(k, p.user, lm.tokenizer.decode(r.token_ids))
+                      for k, p, r in zip(kinds, prompts, arm.rows)]
+        return arm
+
+    ar = score(q.decode_ar(lm, ids, caps))
+    arms = {}
+    for tau in taus:
+        arms[tau] = score(q.decode_refiner(refiner, ids, caps, tau=tau, block=DEFAULT_BLOCK, sub=DEFAULT_SUB))
+        print(f"  τ={tau}: {arms[tau].tokens} tokens in {arms[tau].seconds:.0f} s", file=sys.stderr, flush=True)
+    ref = arms[DEFAULT_TAU]
+
+    def eos_share(arm):
+        return f"{sum(r.finish_reason == 'eos' for r in arm.rows)}/{len(arm.rows)}"
+
+    def same_as_ar(arm):
+        return f"{sum(r.token_ids == a.token_ids for r, a in zip(arm.rows, ar.rows))}/{len(arm.rows)}"
+
+    cap_text = ", ".join(f"{k} {caps[idx[0]]}" for k, idx in by_kind.items())
+    print_table(f"quality on {len(prompts)} held-out prompts ({per_kind} per kind; stop at EOS, caps: {cap_text}); "
+                f"refiner B={DEFAULT_BLOCK}, sub={DEFAULT_SUB}, batch 1; AR batch 8",
+                ["decoder", "tokens", "tok/fwd", "tokens/s", "gen ppl", "ppl / AR", "pass rate", "ended at EOS",
+                 "same as AR"],
+                [(ar.name, ar.tokens, round(ar.tokens_per_forward, 3), round(ar.tokens / ar.seconds, 2),
+                  round(ar.gen_ppl(), 3), 1.0, round(ar.pass_rate(), 3), eos_share(ar), "-")]
+                + [(a.name + (" (default)" if t == DEFAULT_TAU else ""), a.tokens, round(a.tokens_per_forward, 3),
+                    round(a.tokens / a.seconds, 2), round(a.gen_ppl(), 3), round(a.gen_ppl() / ar.gen_ppl(), 3),
+                    round(a.pass_rate(), 3), eos_share(a), same_as_ar(a)) for t, a in arms.items()])
+    print_table(f"by kind at the default τ={DEFAULT_TAU}",
+                ["kind", "prompts", "AR tokens", "refiner tokens", "refiner tok/fwd", "AR gen ppl", "refiner gen ppl",
+                 "ratio", "AR pass", "refiner pass"],
+                [(k, len(idx), sum(ar.rows[i].generated_tokens for i in idx),
+                  sum(ref.rows[i].generated_tokens for i in idx),
+                  round(sum(ref.rows[i].generated_tokens for i in idx)
+                        / max(1, sum(ref.rows[i].forward_passes for i in idx)), 3),
+                  round(ar.gen_ppl(idx), 3), round(ref.gen_ppl(idx), 3), round(ref.gen_ppl(idx) / ar.gen_ppl(idx), 3),
+                  f"{sum(all(ar.checks[i].values()) for i in idx)}/{len(idx)}",
+                  f"{sum(all(ref.checks[i].values()) for i in idx)}/{len(idx)}") for k, idx in by_kind.items()])
+    check_names = [(k, c) for k, idx in by_kind.items() for c in ar.checks[idx[0]]]
+    print_table(f"checks passed, AR vs refiner τ={DEFAULT_TAU} (NLI off: rules only)",
+                ["kind", "check", "AR", "refiner"],
+                [(k, c, f"{sum(ar.checks[i][c] for i in by_kind[k])}/{len(by_kind[k])}",
+                  f"{sum(ref.checks[i][c] for i in by_kind[k])}/{len(by_kind[k])}") for k, c in check_names])
+    points = [{"tau": t, "tokens_per_forward": a.tokens_per_forward, "gen_ppl": a.gen_ppl(), "pass_rate": a.pass_rate()}
+              for t, a in arms.items()]
+    plot = q.plot_tau_sweep(points, {"gen_ppl": ar.gen_ppl(), "pass_rate": ar.pass_rate()}, args.plot,
+                            tpf_target=TPF_TARGET, ppl_ratio_target=PPL_RATIO_TARGET, pass_gap=PASS_GAP,
+                            title=f"{refiner.name}: {len(prompts)} held-out prompts, B={DEFAULT_BLOCK}, batch 1")
+    print(f"\nτ sweep plot: {plot}")
+    ratio = ref.gen_ppl() / ar.gen_ppl()
+    print(f"targets at τ={DEFAULT_TAU}: tok/fwd {ref.tokens_per_forward:.3f} (≥ {TPF_TARGET}: "
+          f"{'met' if ref.tokens_per_forward >= TPF_TARGET else 'NOT met'}); gen_ppl_ratio {ratio:.3f} "
+          f"(≤ {PPL_RATIO_TARGET}: {'met' if ratio <= PPL_RATIO_TARGET else 'NOT met'}); pass rate "
+          f"{ref.pass_rate():.3f} vs AR {ar.pass_rate():.3f} (within {PASS_GAP}: "
+          f"{'met' if ref.pass_rate() >= ar.pass_rate() - PASS_GAP else 'NOT met'})")
+    return {
+        "gen_ppl_ratio": round(ratio, 3),
+        "gen_ppl_ar": round(ar.gen_ppl(), 3),
+        "gen_ppl_refiner": round(ref.gen_ppl(), 3),
+        "pass_rate_ar": round(ar.pass_rate(), 3),
+        "pass_rate_refiner": round(ref.pass_rate(), 3),
+        "quality_tpf_b1": round(ref.tokens_per_forward, 3),
+        "quality_prompts": len(prompts),
+        "quality_caps": {k: caps[idx[0]] for k, idx in by_kind.items()},
+        # [τ, tokens per forward, gen perplexity, pass rate] per sweep point
+        "tau_sweep": [[p["tau"], round(p["tokens_per_forward"], 3), round(p["gen_ppl"], 3), round(p["pass_rate"], 3)]
+                      for p in points],
+    }
 
 
 def _adapter_path(arg: str):

@@ -9,9 +9,13 @@ import click
 from hybridgen import __version__
 from hybridgen.commands.db import db
 from hybridgen.commands.export import export
+from hybridgen.commands.reap import reap
 from hybridgen.commands.run import run
+from hybridgen.commands.serve import serve
 from hybridgen.commands.status import status
 from hybridgen.commands.submit import submit
+from hybridgen.commands.tokens import tokens
+from hybridgen.commands.users import users
 from hybridgen.commands.worker import worker
 
 
@@ -26,7 +30,7 @@ def cli() -> None:
     """
 
 
-for command in (db, submit, worker, run, status, export):
+for command in (db, submit, worker, run, status, export, serve, users, tokens, reap):
     cli.add_command(command)
 
 

@@ -39,9 +39,8 @@ def export_records(session: Session, batch_id: int, *, include_rejected: bool = 
 
 def item_record(item: Item, final_attempt: Attempt | None) -> dict[str, Any]:
     latest = item.reviews[-1] if item.reviews else None
-    output = item.output
-    if latest is not None and latest.decision == "edit" and latest.edited_output is not None:
-        output = latest.edited_output
+    # A reviewer's edit replaces the generated output (the generated one stays in the attempts).
+    output = item.edited_output if item.edited_output is not None else item.output
     record: dict[str, Any] = {
         "item_id": item.id,
         "batch_id": item.batch_id,
@@ -53,6 +52,8 @@ def item_record(item: Item, final_attempt: Attempt | None) -> dict[str, Any]:
         "output": output,
         "final_path": item.final_path,
         "error": item.error,
+        "review_status": item.review_status,
+        "edited": item.edited_output is not None,
         "review": None if latest is None else {
             "decision": latest.decision,
             "reviewer": latest.reviewer_name,

@@ -9,6 +9,7 @@ in-process `hybridgen run` both call run_chunk with item ids.
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -39,16 +40,55 @@ class ChunkOutcome:
     """Items whose claim was taken over before this run could store its result."""
 
 
+class _InFlight:
+    """Items that a run_chunk of this process is working on right now, per worker id.
+
+    A task that failed on a database error leaves its items `running` under this worker's id, and
+    its retry usually lands in the same process. The retry may take them back at once (instead of
+    waiting `stale_after_s` for the reaper) unless another run of this process still holds them:
+    with the threads pool, or two Runtimes in one process, a duplicate delivery must not steal
+    items from a run that is alive.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, set[int]] = {}
+
+    def reserve(self, worker: str, item_ids: Sequence[int]) -> list[int]:
+        with self._lock:
+            busy = self._items.setdefault(worker, set())
+            free = [i for i in dict.fromkeys(item_ids) if i not in busy]  # unique, in order
+            busy.update(free)
+            return free
+
+    def release(self, worker: str, item_ids: Sequence[int]) -> None:
+        with self._lock:
+            self._items.get(worker, set()).difference_update(item_ids)
+
+
+_in_flight = _InFlight()
+
+
 def run_chunk(item_ids: Sequence[int], *, sessions: sessionmaker[Session], runtime: Runtime) -> ChunkOutcome:
+    worker = runtime.worker_id
+    ids = _in_flight.reserve(worker, item_ids)
+    try:
+        outcome = _run_reserved(ids, sessions=sessions, runtime=runtime)
+    finally:
+        _in_flight.release(worker, ids)
+    outcome.skipped = [i for i in item_ids if i not in outcome.claimed]
+    return outcome
+
+
+def _run_reserved(item_ids: Sequence[int], *, sessions: sessionmaker[Session], runtime: Runtime) -> ChunkOutcome:
     settings = runtime.settings
     worker = runtime.worker_id
     outcome = ChunkOutcome()
     stale_before = utcnow() - timedelta(seconds=settings.stale_after_s)
     with sessions.begin() as session:
-        claims = claim_items(session, item_ids, worker, stale_before)
+        claims = claim_items(session, item_ids, worker, stale_before, reclaim_own=True)
     by_id = {c.item_id: c for c in claims}
     outcome.claimed = [c.item_id for c in claims]
-    outcome.skipped = [i for i in item_ids if i not in by_id]
     if not claims:
         return outcome
 

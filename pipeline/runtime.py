@@ -51,10 +51,18 @@ class Runtime:
     def guidance_model(self):
         with self._lock:
             if self._guidance is None:
+                import logging
+                import warnings
+
                 import guidance
 
                 lm = self.planner
-                self._guidance = guidance.models.Transformers(lm.model, lm.tokenizer, echo=False)
+                # guidance cannot parse SmolLM2's chat template and says so at length; hybridgen
+                # formats chat prompts itself (pipeline/fallback.py), so the template is never used.
+                logging.getLogger("guidance.metrics._metrics").setLevel(logging.ERROR)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    self._guidance = guidance.models.Transformers(lm.model, lm.tokenizer, echo=False)
             return self._guidance
 
     def refine_settings(self, kind: str) -> tuple[int, int, float]:

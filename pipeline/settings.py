@@ -82,6 +82,10 @@ class Settings:
     chunk_size: int = setting(8, "Items per queue task; they are generated as one batch.")
     queue_name: str = setting("hybridgen", "Celery queue that submit writes to and workers read.")
     worker_concurrency: int = setting(1, "Worker processes per `hybridgen worker` (one per GPU).")
+    torch_threads: int = setting(
+        0, "CPU threads per worker process for torch; 0 means the cores divided among this worker's processes "
+           "(several `hybridgen worker`s on one CPU machine: set cores / all their processes)."
+    )
     task_time_limit_s: int = setting(1800, "Hard time limit of one chunk task, in seconds.")
     visibility_timeout_s: int = setting(
         3600, "Redis visibility timeout: an unacked task is redelivered after this (above the longest chunk)."
@@ -90,6 +94,13 @@ class Settings:
     heartbeat_interval_s: float = setting(10.0, "How often a worker refreshes the claim on items it is running.")
     stale_after_s: float = setting(
         120.0, "A running item whose heartbeat is older than this is considered abandoned and requeued."
+    )
+    reaper_interval_s: float = setting(
+        60.0, "How often each worker runs the reaper (requeue stale items, re-send lost tasks); 0 turns it off."
+    )
+    reenqueue_after_s: float = setting(
+        300.0, "A queued item whose task was sent this long ago is sent again once the broker queue is empty "
+               "(or after VISIBILITY_TIMEOUT_S regardless); also the grace before never-sent items are sent."
     )
     # -- validators --------------------------------------------------------------------------
     validators_disabled: str = setting(
@@ -107,6 +118,18 @@ class Settings:
     sandbox_timeout_s: float = setting(10.0, "Wall-clock limit of one sandboxed test run.")
     sandbox_cpu_s: int = setting(5, "CPU-time limit of one sandboxed test run.")
     sandbox_memory_mb: int = setting(512, "Address-space limit of one sandboxed test run.")
+    # -- review app and HTTP API (`hybridgen serve`) -----------------------------------------
+    serve_host: str = setting("127.0.0.1", "Address `hybridgen serve` listens on.")
+    serve_port: int = setting(8000, "Port `hybridgen serve` listens on.")
+    secret_key: str = setting(
+        "", "Signs admin session cookies; empty means a random key kept in DATA_DIR/secret_key (set it "
+            "explicitly when several serve processes share sessions)."
+    )
+    secure_cookies: bool = setting(False, "Send the admin session cookie over HTTPS only (set behind TLS).")
+    login_attempts_per_minute: int = setting(
+        5, "Failed admin logins allowed per username and per client address per minute before lock-out."
+    )
+    max_request_mb: int = setting(64, "Largest request body POST /api/batches accepts, in MiB.")
     log_level: str = setting("WARNING", "Logging level of the CLI (workers log at INFO unless --loglevel says otherwise).")
 
     # ---------------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Iterable, Literal, Union
+from typing import Annotated, Any, Iterable, Iterator, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
@@ -20,6 +21,7 @@ MAX_LINE_BYTES = 256 * 1024
 MAX_JOBS = 100_000
 MAX_REPORTED_ERRORS = 50
 MAX_JSON_DEPTH = 32
+MAX_INT_DIGITS = 50
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
@@ -183,6 +185,39 @@ def parse_array(items: Any, source: str = "") -> ParsedBatch:
     return _validate_all(list(enumerate(items, start=1)), problems, source)
 
 
+def parse_submission(data: bytes, source: str = "", fmt: str = "auto") -> ParsedBatch:
+    """A request body: JSONL (`fmt="jsonl"`), a JSON array of jobs (`"json"`), or either (`"auto"`:
+    an array when the body starts with `[`)."""
+    if fmt not in ("auto", "jsonl", "json"):
+        raise ValueError(f"fmt must be auto, jsonl or json, got {fmt!r}")
+    head = data.lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
+    if fmt == "jsonl" or (fmt == "auto" and head != b"["):
+        return parse_jsonl(data, source)
+    if head != b"[":
+        raise SpecError([SpecProblem(0, "", "expected a JSON array of jobs (send JSONL as application/x-ndjson)")],
+                        source)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SpecError([SpecProblem(0, "", f"not valid UTF-8 (byte {e.start}: {data[e.start:e.start+1]!r})")],
+                        source) from None
+    # Refuse too-deep elements before json.loads recurses into them, naming each one.
+    deep = _too_deep_elements(text)
+    if deep:
+        raise SpecError([SpecProblem(n, "", f"JSON nested deeper than {MAX_JSON_DEPTH} levels") for n in deep],
+                        source)
+    try:
+        items = loads_strict(text)
+    except json.JSONDecodeError as e:
+        raise SpecError([SpecProblem(0, "", f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}")],
+                        source) from None
+    except ValueError as e:  # a number loads_strict refuses
+        raise SpecError([SpecProblem(0, "", f"invalid JSON: {e}")], source) from None
+    except RecursionError:
+        raise SpecError([SpecProblem(0, "", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")], source) from None
+    return parse_array(items, source)
+
+
 def _validate_all(objects: Iterable[tuple[int, Any]], problems: list[SpecProblem], source: str) -> ParsedBatch:
     jobs: list[Job] = []
     key_lines: dict[str, int] = {}
@@ -207,7 +242,7 @@ def _validate_all(objects: Iterable[tuple[int, Any]], problems: list[SpecProblem
 def validate_job(obj: Any, line_no: int) -> tuple[Job | None, list[SpecProblem]]:
     if not isinstance(obj, dict):
         return None, [SpecProblem(line_no, "", f"expected a JSON object, got {_type_name(obj)}")]
-    problems: list[SpecProblem] = []
+    problems: list[SpecProblem] = _unstorable_values(obj, line_no)
     line = model = None
     try:
         line = JobLine.model_validate(obj)
@@ -235,6 +270,30 @@ def validate_job(obj: Any, line_no: int) -> tuple[Job | None, list[SpecProblem]]
     )
 
 
+def _unstorable_values(obj: Any, line_no: int) -> list[SpecProblem]:
+    """Values that pass the schema but no database stores: NUL characters (PostgreSQL text and
+    JSONB refuse them) and NaN / infinite numbers (JSON has none; JSONB refuses them).
+
+    Iterative and depth-bounded: parse_array gets objects that were never depth-checked as text.
+    """
+    problems: list[SpecProblem] = []
+    stack: list[tuple[str, Any, int]] = [("", obj, 0)]
+    while stack and len(problems) < 5:
+        path, value, depth = stack.pop()
+        if isinstance(value, str) and "\x00" in value:
+            problems.append(SpecProblem(line_no, path, "NUL characters (\\u0000) are not allowed in text"))
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(SpecProblem(line_no, path, f"expected a finite number, got {value}"))
+        elif depth <= MAX_JSON_DEPTH and isinstance(value, (dict, list)):
+            pairs = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, child in pairs:
+                if isinstance(key, str) and "\x00" in key:
+                    problems.append(SpecProblem(line_no, path, "NUL characters (\\u0000) are not allowed in keys"))
+                    continue
+                stack.append((f"{path}.{key}" if path else str(key), child, depth + 1))
+    return sorted(problems, key=lambda p: p.field)
+
+
 def content_hash(jobs: list[Job]) -> str:
     """Hash of the jobs' meaning (not formatting): resubmitting the same jobs is recognised."""
     canonical = [
@@ -250,16 +309,47 @@ def _loads(text: str, line_no: int) -> tuple[Any, SpecProblem | None]:
     if depth_problem:
         return None, depth_problem
     try:
-        return json.loads(text), None
+        return loads_strict(text), None
     except json.JSONDecodeError as e:
         return None, SpecProblem(line_no, "", f"invalid JSON at column {e.colno}: {e.msg}")
+    except ValueError as e:  # a number loads_strict refuses
+        return None, SpecProblem(line_no, "", f"invalid JSON: {e}")
     except RecursionError:
         return None, SpecProblem(line_no, "", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
 
 
-def _raw_depth_problem(text: str, line_no: int) -> SpecProblem | None:
-    """Reject deeply nested JSON before json.loads recurses into it (cheap bracket scan)."""
-    depth = peak = 0
+def loads_strict(text: str) -> Any:
+    """json.loads that accepts only numbers every database can store.
+
+    Python's json reads NaN / Infinity (not JSON at all), turns 1e400 into inf, and fails on an
+    integer of over 4300 digits with a ValueError that suggests changing interpreter limits.
+    PostgreSQL's JSONB rejects NaN and infinities, so they would surface as a DataError at insert.
+    """
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {_short(text)} is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise ValueError(f"integer with {digits} digits is too long (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _structure(text: str) -> Iterator[tuple[str, int]]:
+    """(character, nesting depth after it) for each bracket or comma outside strings: a cheap scan
+    that lets deep nesting be refused before json.loads recurses into it."""
+    depth = 0
     in_string = escaped = False
     for ch in text:
         if in_string:
@@ -273,12 +363,30 @@ def _raw_depth_problem(text: str, line_no: int) -> SpecProblem | None:
             in_string = True
         elif ch in "[{":
             depth += 1
-            peak = max(peak, depth)
-            if peak > MAX_JSON_DEPTH:
-                return SpecProblem(line_no, "", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-        elif ch in "]}":
-            depth -= 1
+            yield ch, depth
+        elif ch in "]},":
+            depth -= ch != ","
+            yield ch, depth
+
+
+def _raw_depth_problem(text: str, line_no: int) -> SpecProblem | None:
+    """Reject deeply nested JSON before json.loads recurses into it."""
+    if any(depth > MAX_JSON_DEPTH for ch, depth in _structure(text) if ch in "[{"):
+        return SpecProblem(line_no, "", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return None
+
+
+def _too_deep_elements(text: str) -> list[int]:
+    """1-based numbers of the top-level array's elements nested deeper than MAX_JSON_DEPTH
+    (elements counted by the commas at depth 1)."""
+    element = 1
+    deep: list[int] = []
+    for ch, depth in _structure(text):
+        if ch == "," and depth == 1:
+            element += 1
+        elif ch in "[{" and depth > MAX_JSON_DEPTH + 1 and (not deep or deep[-1] != element):
+            deep.append(element)
+    return deep
 
 
 def _depth_problem(obj: Any, line_no: int, depth: int = 0) -> SpecProblem | None:

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect
 from migrations import runner
 from pipeline.storage.models import Base
 
-TABLES = {"batches", "items", "attempts", "reviews", "users"}
+TABLES = {"batches", "items", "attempts", "reviews", "users", "api_tokens"}
 
 
 def _check_roundtrip(url: str) -> None:

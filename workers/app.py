@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 
 from pipeline.settings import Settings
 from pipeline.storage.db import dispose_engines
@@ -12,7 +12,14 @@ from workers import embedded_broker
 
 def celery_config(settings: Settings) -> dict:
     broker = embedded_broker.embedded_url(settings.resolved_broker_url)
-    transport_options: dict = {"visibility_timeout": settings.visibility_timeout_s}
+    transport_options: dict = {
+        "visibility_timeout": settings.visibility_timeout_s,
+        # kombu sweeps for unacked messages past the visibility timeout only every 10 s x 10 calls
+        # by default; sweep every call, at most every 10 s, so a dead worker's task comes back
+        # soon after the timeout (the sweep is one cheap sorted-set range query).
+        "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_s // 4)),
+        "unacked_restore_throttle": 1,
+    }
     if broker.startswith(embedded_broker.ALIAS):
         transport_options = {"polling_interval": settings.broker_poll_interval_s}
     return {
@@ -57,3 +64,18 @@ def create_app(settings: Settings | None = None) -> Celery:
 def _after_fork(**_kwargs) -> None:
     # A forked child must not share the parent's pooled DB connections.
     dispose_engines()
+    # Import torch and the pipeline now, not inside the first task: a delivered task then claims
+    # its items at once, so its claim (and heartbeat) covers nearly all of its time unacked.
+    import pipeline.orchestrator  # noqa: F401
+
+
+_reaper = {"thread": None}
+
+
+@worker_ready.connect
+def _start_reaper(sender=None, **_kwargs) -> None:
+    # Every worker reaps (in its main process): a default deployment is never silently stuck.
+    from workers import reaper
+
+    if _reaper["thread"] is None and sender is not None:
+        _reaper["thread"] = reaper.start_in_worker(sender.app)

@@ -10,9 +10,13 @@ Two changes to the stock transport:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import sqlalchemy as kombu_sqla
 from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 ALIAS = "hybridgen-sqla"
 # Options consumed by kombu itself, never meant for create_engine.
@@ -28,6 +32,11 @@ class Channel(kombu_sqla.Channel):
         options = {k: v for k, v in conninfo.transport_options.items() if k not in _KOMBU_OPTIONS}
         if conninfo.hostname.startswith("sqlite"):
             options.setdefault("connect_args", {"timeout": 30})
+            # The data folder may not exist yet when only the database is configured elsewhere
+            # (PostgreSQL + the default broker); SQLite would fail with "unable to open database file".
+            database = make_url(conninfo.hostname).database
+            if database and database != ":memory:":
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         return create_engine(conninfo.hostname, **options)
 
 
@@ -46,3 +55,23 @@ def embedded_url(url: str) -> str:
         if url.startswith(prefix):
             return f"{ALIAS}+{url[len(prefix):]}"
     return url
+
+
+def prune_delivered(broker_url: str) -> int:
+    """Delete messages the SQLite broker already delivered; returns how many.
+
+    kombu's SQLAlchemy transport marks a delivered message invisible and never deletes it, so the
+    broker file grows with every task. An invisible message is never read again (a worker that
+    shuts down cleanly re-publishes what it held as new messages), so deleting them is safe.
+    """
+    url = embedded_url(broker_url)
+    if not url.startswith(ALIAS + "+"):
+        return 0
+    engine = create_engine(url[len(ALIAS) + 1:], connect_args={"timeout": 30})
+    try:
+        with engine.begin() as conn:
+            return conn.exec_driver_sql("DELETE FROM kombu_message WHERE visible = 0").rowcount or 0
+    except OperationalError:  # no table yet: nothing was ever sent
+        return 0
+    finally:
+        engine.dispose()

@@ -29,7 +29,7 @@ def submit(files: tuple[str, ...], mode: str, as_json: bool) -> None:
         result = submit_batch(sessions, batch, name=path.name, mode=mode or ctx.settings.default_mode)
         # A resubmitted batch may still have items that never reached a worker; queue those.
         to_queue = result.new_item_ids or queued_item_ids(sessions, result.batch_id, only_unenqueued=True)
-        tasks = enqueue_items(ctx.celery, ctx.settings, to_queue) if to_queue else 0
+        tasks = _enqueue(ctx, result.batch_id, to_queue) if to_queue else 0
         results.append({**result.as_dict(), "file": str(path), "tasks": tasks})
         if not as_json:
             note = " (already submitted: nothing new stored)" if result.duplicate_batch else ""
@@ -41,3 +41,19 @@ def submit(files: tuple[str, ...], mode: str, as_json: bool) -> None:
             click.echo(result.batch_id)
     if as_json:
         click.echo(json.dumps(results, indent=2))
+
+
+def _enqueue(ctx: CliContext, batch_id: int, item_ids: list[int]) -> int:
+    """Queue the stored items; a broker outage is an error that says the batch is safe."""
+    from kombu.exceptions import OperationalError
+
+    try:
+        return enqueue_items(ctx.celery, ctx.settings, item_ids)
+    except (OperationalError, OSError) as e:
+        # The batch is committed; only its tasks are missing. Items never sent are found by the
+        # reaper, and resubmitting the same file queues exactly those.
+        raise click.ClickException(
+            f"batch {batch_id} is stored ({len(item_ids)} item(s)), but the broker refused its tasks: "
+            f"{str(e).rstrip('.')}. Nothing is lost: the workers' reaper sends them once the broker is back (after "
+            "HYBRIDGEN_REENQUEUE_AFTER_S), or run `hybridgen reap` or submit the same file again."
+        ) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from hybridgen.context import CliContext
@@ -23,10 +25,12 @@ def worker(concurrency: int | None, loglevel: str, pool: str, hostname: str | No
     """
     ctx = CliContext.from_env()
     ctx.sessions()  # fail early (and create the embedded database) before taking tasks
+    processes = concurrency or ctx.settings.worker_concurrency
+    _limit_torch_threads(ctx.settings.torch_threads, processes if pool == "prefork" else 1)
     argv = [
         "worker",
         f"--loglevel={loglevel.upper()}",
-        f"--concurrency={concurrency or ctx.settings.worker_concurrency}",
+        f"--concurrency={processes}",
         f"--pool={pool}",
         f"--queues={ctx.settings.queue_name}",
         "--without-gossip",
@@ -35,3 +39,17 @@ def worker(concurrency: int | None, loglevel: str, pool: str, hostname: str | No
     if hostname:
         argv.append(f"--hostname={hostname}")
     ctx.celery.worker_main(argv)
+
+
+def _limit_torch_threads(configured: int, processes: int) -> None:
+    """Give each worker process its share of the CPU cores before any of them imports torch.
+
+    torch uses every core in every process by default; two processes on two cores then spin
+    against each other, 6-25x slower than with one thread each (docs/reliability.md). The
+    children import torch after fork and read OMP_NUM_THREADS then. An explicit
+    OMP_NUM_THREADS in the environment wins over the automatic share, HYBRIDGEN_TORCH_THREADS over both.
+    """
+    if configured <= 0 and "OMP_NUM_THREADS" in os.environ:
+        return
+    threads = configured if configured > 0 else max(1, (os.cpu_count() or 1) // processes)
+    os.environ["OMP_NUM_THREADS"] = str(threads)

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 models: batches, items, attempts, reviews, users.
+"""SQLAlchemy 2.0 models: batches, items, attempts, reviews, users, API tokens.
 
 The schema is created and changed only by Alembic revisions in `migrations/` (which never import
 this module); `tests/test_migrations.py` checks that the two agree.
@@ -95,6 +95,11 @@ class Item(Base):
     final_attempt_id: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     review_status: Mapped[str | None] = mapped_column(String(16))
+    """approved | rejected | edited | requeued: the latest review decision on the current output."""
+    edited_output: Mapped[str | None] = mapped_column(Text)
+    """A reviewer's corrected output; exported instead of `output` while set."""
+    failed_validators: Mapped[str | None] = mapped_column(String(500))
+    """",name,name," of the validators the final attempt failed (for filtering the review list)."""
     run_count: Mapped[int] = mapped_column(Integer, default=0)
     """How many times a worker has claimed this item; attempts are keyed by it."""
     claimed_by: Mapped[str | None] = mapped_column(String(200))
@@ -164,3 +169,21 @@ class Review(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     item: Mapped[Item] = relationship(back_populates="reviews")
+
+
+class ApiToken(Base):
+    """A bearer token for the HTTP API. Only its SHA-256 is stored; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    """The token's first characters, kept so a user can tell tokens apart in `tokens list`."""
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+    user: Mapped[User] = relationship()

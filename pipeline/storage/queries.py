@@ -48,20 +48,26 @@ class Claim:
     run_no: int
 
 
-def claim_items(session: Session, item_ids: Iterable[int], worker: str, stale_before: datetime) -> list[Claim]:
-    """Move claimable items to running for `worker`. Claimable: queued, or running with a stale heartbeat."""
+def claim_items(session: Session, item_ids: Iterable[int], worker: str, stale_before: datetime,
+                *, reclaim_own: bool = False) -> list[Claim]:
+    """Move claimable items to running for `worker`. Claimable: queued, or running with a stale heartbeat.
+
+    With `reclaim_own`, items still running under `worker` itself are claimable too (a new run
+    number). The caller vouches that no run of its own is in progress on them: a task retried after
+    a database error in the same process must not wait for its own abandoned claim to go stale.
+    """
     now = utcnow()
     claims = []
+    claimable = [
+        Item.status == ItemStatus.queued.value,
+        and_(Item.status == ItemStatus.running.value, Item.heartbeat_at < stale_before),
+    ]
+    if reclaim_own:
+        claimable.append(and_(Item.status == ItemStatus.running.value, Item.claimed_by == worker))
     for item_id in item_ids:
         row = session.execute(
             update(Item)
-            .where(
-                Item.id == item_id,
-                or_(
-                    Item.status == ItemStatus.queued.value,
-                    and_(Item.status == ItemStatus.running.value, Item.heartbeat_at < stale_before),
-                ),
-            )
+            .where(Item.id == item_id, or_(*claimable))
             .values(
                 status=ItemStatus.running.value,
                 run_count=Item.run_count + 1,
@@ -123,6 +129,9 @@ def finish_item(
         .values(
             status=status.value, output=output, final_path=final_path, error=error,
             finished_at=now, updated_at=now, claimed_by=None,
+            failed_validators=failed_validator_names(attempts, final_path),
+            # A new output needs a new review: earlier decisions were about the old one.
+            review_status=None, edited_output=None,
         )
     ).rowcount
     if owned != 1:
@@ -156,6 +165,15 @@ def finish_item(
     return True
 
 
+def failed_validator_names(attempts: Sequence[AttemptRecord], final_path: str | None) -> str | None:
+    """",a,b," for the validators the final attempt failed; None when it failed none."""
+    final = next((a for a in attempts if a.path == final_path), None)
+    if final is None:
+        return None
+    names = sorted({r.get("validator", "") for r in final.reports if not r.get("passed", True)} - {""})
+    return "," + ",".join(names) + "," if names else None
+
+
 def requeue_items(session: Session, item_ids: Iterable[int], *, only_final: bool = False) -> list[int]:
     """Put items back to queued (admin requeue). Returns the ids that changed."""
     ids = list(item_ids)
@@ -182,6 +200,49 @@ def reap_stale(session: Session, stale_before: datetime) -> list[int]:
         .returning(Item.id)
     ).all()
     return sorted(r[0] for r in rows)
+
+
+def take_orphans(
+    session: Session,
+    *,
+    unenqueued_before: datetime,
+    lost_before: datetime | None,
+    include: Sequence[int] = (),
+    limit: int = 10_000,
+) -> list[int]:
+    """Queued items that no task carries: mark them enqueued now and return them; the caller sends them.
+
+    Orphans are queued items that were
+    - never enqueued (or requeued) and untouched since `unenqueued_before`: a submitter died
+      between storing and queueing, or the broker refused the tasks;
+    - in `include`, e.g. stale items the reaper just requeued;
+    - enqueued before `lost_before` and still not started: the task was lost (a broker restarted
+      without persistence, a message dropped). None means: do not look for lost tasks.
+
+    Marking and selecting is one UPDATE whose WHERE repeats the conditions, so two reapers racing
+    on PostgreSQL re-check each row after the other's write and never both take it.
+    """
+    conds = [and_(Item.enqueued_at.is_(None), Item.updated_at < unenqueued_before)]
+    if include:
+        conds.append(and_(Item.enqueued_at.is_(None), Item.id.in_(list(include))))
+    if lost_before is not None:
+        conds.append(Item.enqueued_at < lost_before)
+    orphan = and_(Item.status == ItemStatus.queued.value, or_(*conds))
+    candidates = select(Item.id).where(orphan).order_by(Item.id).limit(limit).scalar_subquery()
+    rows = session.execute(
+        update(Item).where(Item.id.in_(candidates), orphan).values(enqueued_at=utcnow()).returning(Item.id)
+    ).all()
+    return sorted(r[0] for r in rows)
+
+
+def release_orphans(session: Session, item_ids: Sequence[int]) -> None:
+    """Undo take_orphans for items whose tasks could not be sent, so the next pass takes them again."""
+    for start in range(0, len(item_ids), 1000):
+        session.execute(
+            update(Item)
+            .where(Item.id.in_(list(item_ids[start:start + 1000])), Item.status == ItemStatus.queued.value)
+            .values(enqueued_at=None)
+        )
 
 
 def unenqueued_items(session: Session, created_before: datetime, limit: int = 10_000) -> list[int]:

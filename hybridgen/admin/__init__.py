@@ -1,0 +1,37 @@
+"""The review web app at /admin (sqladmin on the same SQLAlchemy models as the pipeline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from sqladmin import Admin
+from sqlalchemy.orm import sessionmaker
+
+from hybridgen.admin.auth import AdminAuth
+from hybridgen.admin.ratelimit import FailureWindow
+from hybridgen.admin.review_pages import DECIDE_PATH, ReviewPages
+from hybridgen.admin.services import AppServices
+from hybridgen.admin.views import MODEL_VIEWS
+
+BASE_URL = "/admin"
+TEMPLATES = Path(__file__).parent / "templates"
+# The only unsafe-method endpoints under /admin (see csrf.AdminWriteGuard).
+WRITE_PATHS = {BASE_URL + "/login", BASE_URL + DECIDE_PATH}
+
+
+def mount_admin(app: FastAPI, services: AppServices, limiter: FailureWindow) -> Admin:
+    engine = services.sessions.kw["bind"]
+    admin = Admin(
+        app,
+        session_maker=sessionmaker(bind=engine),  # sqladmin reconfigures the maker it is given
+        base_url=BASE_URL,
+        title="hybridgen review",
+        templates_dir=str(TEMPLATES),
+        authentication_backend=AdminAuth(services.sessions, limiter),
+    )
+    # sqladmin keeps per-view state on the view classes, so each app gets its own subclasses
+    # (several apps on different databases can live in one process, e.g. in tests).
+    for view in (*MODEL_VIEWS, ReviewPages):
+        admin.add_view(type(view.__name__, (view,), {"services": services}))
+    return admin

@@ -1,0 +1,158 @@
+"""sqladmin views of the review app: item list and page, batches, attempts, reviews, users, tokens.
+
+Every view is read-only as far as sqladmin is concerned (no create/edit/delete/import): the only
+writes are review decisions, which go through `ReviewPages` (CSRF-checked) and `pipeline.reviews`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from markupsafe import Markup
+from sqladmin import BaseView, ModelView, action, expose
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from hybridgen.admin.csrf import csrf_token
+from hybridgen.admin.filters import item_filters
+from hybridgen.admin.item_page import item_page
+from hybridgen.admin.services import AppServices
+from pipeline.storage.models import ApiToken, Attempt, Batch, Item, Review, User
+from pipeline.storage.queries import batch_summary
+
+STATUS_COLOURS = {"done": "green", "flagged": "orange", "error": "red", "running": "blue", "queued": "secondary"}
+
+
+def status_badge(status: str | None) -> Markup:
+    if not status:
+        return Markup("")
+    return Markup('<span class="badge bg-{}-lt status-{}">{}</span>').format(
+        STATUS_COLOURS.get(status, "secondary"), status, status)
+
+
+class ReadOnlyView(ModelView):
+    can_create = False
+    can_edit = False
+    can_delete = False
+    can_export = False
+    page_size = 50
+    page_size_options = [25, 50, 100]
+
+
+class ItemAdmin(ReadOnlyView, model=Item):
+    services: AppServices
+    name = "Item"
+    name_plural = "Items"
+    icon = "fa-solid fa-file-lines"
+    column_list = [Item.id, Item.batch_id, Item.line_no, Item.kind, Item.status, Item.final_path,
+                   Item.failed_validators, Item.review_status, Item.updated_at]
+    column_labels = {Item.batch_id: "batch", Item.line_no: "line", Item.final_path: "path",
+                     Item.failed_validators: "failing validators", Item.review_status: "review"}
+    column_formatters = {
+        Item.status: lambda m, a: status_badge(m.status),
+        Item.failed_validators: lambda m, a: (m.failed_validators or "").strip(",").replace(",", ", "),
+    }
+    column_searchable_list = [Item.client_key]
+    column_sortable_list = [Item.id, Item.batch_id, Item.status, Item.kind, Item.updated_at]
+    column_default_sort = [(Item.id, True)]
+    details_template = "hybridgen/item_details.html"
+
+    column_filters = item_filters()
+
+    async def details_context(self, request: Request) -> dict[str, Any]:
+        pk = request.path_params["pk"]
+        page = await run_in_threadpool(self._load_page, int(pk) if str(pk).isdigit() else -1)
+        return {"page": page, "csrf_token": csrf_token(request), "status_badge": status_badge}
+
+    def _load_page(self, item_id: int):
+        with self.services.sessions() as session:
+            page = item_page(session, item_id)
+            if page is not None:  # read everything the template touches while the session is open
+                _ = page.item.batch.name
+            session.expunge_all()
+            return page
+
+    def _confirm(self, request: Request, decision: str) -> Response:
+        query = urlencode({"decision": decision, "pks": request.query_params.get("pks", "")})
+        return RedirectResponse(f"{request.url_for('admin:view-review_confirm')}?{query}", status_code=303)
+
+    # Bulk actions from the list. They only lead to a confirmation form: the change itself is a
+    # CSRF-checked POST (sqladmin's actions are plain GET links).
+    @action(name="approve", label="Approve selected", add_in_detail=False)
+    async def approve_selected(self, request: Request) -> Response:
+        return self._confirm(request, "approve")
+
+    @action(name="reject", label="Reject selected", add_in_detail=False)
+    async def reject_selected(self, request: Request) -> Response:
+        return self._confirm(request, "reject")
+
+    @action(name="requeue", label="Requeue selected", add_in_detail=False)
+    async def requeue_selected(self, request: Request) -> Response:
+        return self._confirm(request, "requeue")
+
+
+class BatchAdmin(ReadOnlyView, model=Batch):
+    services: AppServices
+    name = "Batch"
+    name_plural = "Batches"
+    icon = "fa-solid fa-layer-group"
+    column_list = [Batch.id, Batch.name, Batch.mode, Batch.item_count, Batch.created_at]
+    column_default_sort = [(Batch.id, True)]
+    column_searchable_list = [Batch.name]
+    details_template = "hybridgen/batch_details.html"
+
+    async def details_context(self, request: Request) -> dict[str, Any]:
+        pk = request.path_params["pk"]
+        summary = await run_in_threadpool(self._summary, int(pk) if str(pk).isdigit() else -1)
+        return {"summary": summary}
+
+    def _summary(self, batch_id: int) -> dict[str, Any] | None:
+        with self.services.sessions() as session:
+            summary = batch_summary(session, batch_id)
+        if summary is None:
+            return None
+        paths = summary["paths"]
+        hybrid = paths.get("hybrid", {}).get("attempts", 0)
+        summary["fallback_rate"] = round(paths.get("ar_fallback", {}).get("attempts", 0) / hybrid, 4) if hybrid else None
+        summary["first_pass_rate"] = round(paths.get("hybrid", {}).get("passed", 0) / hybrid, 4) if hybrid else None
+        return summary
+
+
+class AttemptAdmin(ReadOnlyView, model=Attempt):
+    name = "Attempt"
+    name_plural = "Attempts"
+    icon = "fa-solid fa-gears"
+    column_list = [Attempt.id, Attempt.item_id, Attempt.run_no, Attempt.path, Attempt.passed,
+                   Attempt.generated_tokens, Attempt.forward_passes, Attempt.tokens_per_forward, Attempt.duration_s]
+    column_default_sort = [(Attempt.id, True)]
+
+
+class ReviewAdmin(ReadOnlyView, model=Review):
+    name = "Review"
+    name_plural = "Reviews"
+    icon = "fa-solid fa-clipboard-check"
+    column_list = [Review.id, Review.item_id, Review.decision, Review.reviewer_name, Review.note, Review.created_at]
+    column_default_sort = [(Review.id, True)]
+
+
+class UserAdmin(ReadOnlyView, model=User):
+    name = "User"
+    name_plural = "Users"
+    icon = "fa-solid fa-user"
+    column_list = [User.id, User.username, User.is_admin, User.disabled, User.created_at]
+    column_details_exclude_list = [User.password_hash]
+
+
+class ApiTokenAdmin(ReadOnlyView, model=ApiToken):
+    name = "API token"
+    name_plural = "API tokens"
+    icon = "fa-solid fa-key"
+    column_list = [ApiToken.id, ApiToken.user, ApiToken.name, ApiToken.prefix, ApiToken.created_at,
+                   ApiToken.last_used_at, ApiToken.revoked_at]
+    column_details_exclude_list = [ApiToken.token_sha256]
+
+
+MODEL_VIEWS = (ItemAdmin, BatchAdmin, AttemptAdmin, ReviewAdmin, UserAdmin, ApiTokenAdmin)
+

@@ -1,0 +1,1 @@
+"""The HTTP API under /api: batch submission, progress, items, export, requeue. Bearer-token auth."""
