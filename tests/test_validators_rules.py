@@ -18,6 +18,8 @@ from validators.registry import KIND_VALIDATORS, ValidatorSettings, build_valida
 
 @pytest.mark.parametrize("a, b, rule", [
     ("The lamp has five brightness levels.", "The lamp does not have five brightness levels.", negation_conflict),
+    ("The Aurora Mug is dishwasher safe.", "The Aurora Mug is not dishwasher safe.", negation_conflict),
+    ("The strap is adjustable.", "The strap isn't adjustable at all.", negation_conflict),
     ("The mug holds 350 ml of coffee.", "The mug holds 500 ml of coffee.", number_conflict),
     ("The lamp has 5 brightness levels.", "The lamp has 7 brightness levels.", number_conflict),
     ("The backpack weighs 900 g and is light.", "The backpack weighs 900 g and is heavy.", antonym_conflict),
@@ -31,6 +33,9 @@ def test_rules_find_contradictions(a, b, rule):
     ("The lamp is bright.", "Our shop opens at nine every day."),
     ("The mug holds 350 ml.", "The kettle takes 1.7 l of water and boils fast."),
     ("Tea is not coffee.", "Bicycles do not need fuel."),
+    # a fragment naming the subject says nothing about the negated property
+    ("Aurora Travel Mug", "The Aurora Travel Mug is not dishwasher safe."),
+    ("The Lumo Desk Lamp is bright", "The Lumo Desk Lamp is not heavy."),
 ])
 def test_rules_do_not_fire_on_consistent_or_unrelated_sentences(a, b):
     assert negation_conflict(a, b) is None and number_conflict(a, b) is None and antonym_conflict(a, b) is None

@@ -55,13 +55,26 @@ def is_negated(text: str) -> bool:
     return any(w in NEGATIONS or w.endswith("n't") for w in ws)
 
 
-def negation_conflict(a: str, b: str, min_overlap: float = 0.6) -> str | None:
+def negation_conflict(a: str, b: str, min_overlap: float = 0.6, max_unshared: int = 1) -> str | None:
+    """One sentence negates the other: they say the same thing (high overlap; one sentence's content
+    words all appear in the other, which adds at most `max_unshared`) and exactly one is negated.
+
+    The second condition matters for fragments: a product's tagline "Aurora Travel Mug" shares 3 of
+    5 words with "The Aurora Travel Mug is not dishwasher safe." but says nothing about dishwashers.
+    """
     if is_negated(a) == is_negated(b):
         return None
-    overlap = jaccard(content_words(a), content_words(b))
-    if overlap >= min_overlap:
+    ca, cb = _affirmed_words(a), _affirmed_words(b)
+    overlap = jaccard(ca, cb)
+    only_a, only_b = len(ca - cb), len(cb - ca)
+    if overlap >= min_overlap and min(only_a, only_b) == 0 and max(only_a, only_b) <= max_unshared:
         return f"negation of a highly overlapping sentence (word overlap {overlap:.0%})"
     return None
+
+
+def _affirmed_words(text: str) -> set[str]:
+    """Content words without the negation itself ("isn't" is what differs, not what is said)."""
+    return {w for w in content_words(text) if w not in NEGATIONS and not w.endswith("n't")}
 
 
 def quantities(text: str) -> dict[str, set[float]]:
