@@ -9,6 +9,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from pipeline.settings import Settings
 from pipeline.storage.db import session_factory
+from workers.memory import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,10 @@ def register_tasks(app: Celery) -> None:
         from pipeline.orchestrator import run_chunk
 
         ids = [int(i) for i in item_ids]
-        outcome = run_chunk(ids, sessions=session_factory(settings.resolved_database_url),
-                            runtime=process_runtime(settings))
+        try:
+            outcome = run_chunk(ids, sessions=session_factory(settings.resolved_database_url),
+                                runtime=process_runtime(settings))
+        finally:
+            release_free_memory()
         log.info("chunk %s: finished %s, skipped %s, lost %s", ids, outcome.finished, outcome.skipped, outcome.lost)
         return {"finished": outcome.finished, "skipped": outcome.skipped, "lost": outcome.lost}
