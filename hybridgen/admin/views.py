@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from markupsafe import Markup
-from sqladmin import BaseView, ModelView, action, expose
+from sqladmin import ModelView, action
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
