@@ -5,9 +5,13 @@
 - contradiction-vs-rest precision / recall / F1 of the default NLI model on the validation parts
   of SNLI dev and MNLI dev-matched (../shared/data/nli; the split the head never trained or was
   selected on: see validators/contradiction/train_nli.py);
+- the same on the held-out synthetic product-attribute pairs (validators/contradiction/product_pairs.py:
+  products and phrasings the head never trained on), plus how often a neutral pair (a general claim,
+  or another attribute) reaches the `product_attributes` validator's threshold: its false-flag rate;
 - the time to run every `article` validator on an article of about 500 words (median of runs);
 - the overhead of one sandboxed test run (median).
-Ends with one JSON line: snli_contradiction_f1, mnli_contradiction_f1, article_validate_ms, sandbox_ms.
+Ends with one JSON line: snli_contradiction_f1, mnli_contradiction_f1, article_validate_ms, sandbox_ms
+(plus product_attribute_f1, product_neutral_flag_rate).
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ def main() -> None:
     from validators.registry import nli_model
     from validators.sandbox.runner import run_tests
     from validators.contradiction.nli import LABELS
+    from validators.contradiction.product_pairs import product_pairs
 
     nli = nli_model("default")
     validation = load_pairs(args.data)["validation"]
@@ -90,10 +95,20 @@ def main() -> None:
         m = contradiction_prf(probs.argmax(-1), gold)
         rows.append((source.upper(), m["pairs"], m["precision"], m["recall"], m["f1"], m["accuracy_3way"]))
         result[f"{source}_contradiction_f1"] = m["f1"]
+    settings = Settings.from_env()
+    products = product_pairs("heldout")
+    probs = nli.predict([r["premise"] for r in products], [r["hypothesis"] for r in products])
+    gold = torch.tensor([LABELS.index(r["label"]) for r in products])
+    m = contradiction_prf(probs.argmax(-1), gold)
+    rows.append(("product (synthetic)", m["pairs"], m["precision"], m["recall"], m["f1"], m["accuracy_3way"]))
+    neutral = gold == LABELS.index("neutral")
+    flagged = probs[:, 2] >= settings.attribute_threshold
+    result["product_attribute_f1"] = m["f1"]
+    result["product_neutral_flag_rate"] = round(float(flagged[neutral].float().mean()), 4)
     print_table(f"contradiction vs rest on the validation split ({nli.name})",
                 ["data", "pairs", "precision", "recall", "F1", "3-way acc"], rows)
-
-    settings = Settings.from_env()
+    print(f"neutral product pairs at p(contradiction) >= {settings.attribute_threshold} (would be flagged): "
+          f"{int(flagged[neutral].sum())} of {int(neutral.sum())}")
     kind = get_kind("article")
     validators_for(kind, settings)  # load models outside the timing
     plan = {"title": "A Beginner's Guide to Tea", "sections": [

@@ -55,8 +55,20 @@ def browser():
     driver.quit()
 
 
+def wait_until(browser, condition, what: str, timeout: float = 30):
+    """A click that navigates returns before the next page is there (more so on a busy machine)."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(browser, timeout).until(condition)
+    except TimeoutException:
+        raise AssertionError(f"waited {timeout} s for {what}; the page is {browser.current_url}") from None
+
+
 def test_reviewer_finds_flagged_item_sees_evidence_and_approves(browser, migrated_pg, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
 
     seed = seed_review_data(migrated_pg)
     settings = Settings(data_dir=tmp_path / "data", database_url=migrated_pg)
@@ -67,17 +79,17 @@ def test_reviewer_finds_flagged_item_sees_evidence_and_approves(browser, migrate
         browser.find_element(By.NAME, "username").send_keys(ADMIN)
         browser.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        assert "/admin/login" not in browser.current_url
+        wait_until(browser, lambda b: "/admin/login" not in b.current_url, "the login to go through")
 
         browser.get(f"{server.url}/admin/item/list")
         browser.find_element(By.XPATH, "//a[normalize-space()='flagged' and contains(@href, 'status=flagged')]").click()
-        assert "status=flagged" in browser.current_url
+        wait_until(browser, EC.url_contains("status=flagged"), "the flagged filter")
         rows = browser.find_elements(By.CSS_SELECTOR, "a[href*='/admin/item/details/']")
         assert {r.get_attribute("href").rsplit("/", 1)[1] for r in rows} == {str(seed.flagged_id)}
         browser.save_screenshot(str(shots / "1-flagged-items.png"))
 
         rows[0].click()
-        evidence = browser.find_element(By.ID, "evidence").text
+        evidence = wait_until(browser, EC.presence_of_element_located((By.ID, "evidence")), "the item page").text
         assert "contradiction" in evidence and "The museum is closed on Mondays." in evidence
         marked = [m.text for m in browser.find_elements(By.CSS_SELECTOR, "#final-output mark.evidence")]
         assert marked == ["The museum is open every day of the week.", "The museum is closed on Mondays."]
@@ -86,7 +98,8 @@ def test_reviewer_finds_flagged_item_sees_evidence_and_approves(browser, migrate
         browser.save_screenshot(str(shots / "2-item-evidence.png"))
 
         browser.find_element(By.ID, "review-approve").click()
-        assert "review: approved" in browser.find_element(By.ID, "review-status").text
+        wait_until(browser, EC.text_to_be_present_in_element((By.ID, "review-status"), "review: approved"),
+                   "the approval to show")
         assert ADMIN in browser.find_element(By.ID, "reviews").text
         browser.save_screenshot(str(shots / "3-approved.png"))
 

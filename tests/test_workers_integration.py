@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import pytest
@@ -42,7 +43,13 @@ def all_final(url: str, n: int) -> bool:
     return sum(counts.get(s, 0) for s in ("done", "flagged", "error")) == n
 
 
-def _end_to_end(env, db_url, tmp_path):
+def chunk_processes(worker_log: str) -> set[str]:
+    """pids of the worker processes that logged a finished chunk."""
+    return set(re.findall(r"chunk \[[\d, ]+\] in process (\d+):", worker_log))
+
+
+def _end_to_end(env, db_url, tmp_path) -> str:
+    """Returns the worker's log."""
     jobs = tmp_path / "jobs.jsonl"
     jobs.write_text("\n".join(json.dumps(j) for j in JOBS))
     up = run_cli(["db", "upgrade"], env)
@@ -76,6 +83,7 @@ def _end_to_end(env, db_url, tmp_path):
             assert s.execute(select(func.max(Item.run_count))).scalar_one() == 1
     finally:
         worker.stop()
+    log = worker.log()
 
     status = run_cli(["status", str(batch_id), "--json"], env)
     summary = json.loads(status.stdout)
@@ -87,13 +95,18 @@ def _end_to_end(env, db_url, tmp_path):
     assert [r["key"] for r in records] == ["w-a", "w-p", "w-c", "w-a2"]
     assert all(r["status"] == "done" and r["output"] or r["status"] == "flagged" for r in records)
     assert all(r["reports"] for r in records)  # every result carries its validator reports
+    return log
 
 
 def test_redis_broker_and_postgres(tmp_path, redis_url, pg_url, model_cache_dir):
+    # Every chunk in a fresh child process (worker_max_tasks_per_child=1): recycling, which bounds
+    # worker memory, must lose and duplicate nothing.
     env = cli_env(database_url=pg_url, broker_url=redis_url, model="tiny-llama", max_new_tokens=8, nli_model="none", default_mode="ar",
                   chunk_size=2, queue_name=f"hg-test-{uuid.uuid4().hex[:6]}", data_dir=tmp_path / "data",
-                  cache_dir=model_cache_dir)
-    _end_to_end(env, pg_url, tmp_path)
+                  cache_dir=model_cache_dir, worker_max_tasks_per_child=1)
+    log = _end_to_end(env, pg_url, tmp_path)
+    # the batch's two chunks, the duplicate delivery and the sentinel: four tasks, four children
+    assert len(chunk_processes(log)) == 4, log
 
 
 def test_embedded_sqlite_broker_and_database(tmp_path, model_cache_dir):

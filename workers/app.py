@@ -39,6 +39,10 @@ def celery_config(settings: Settings) -> dict:
         "task_time_limit": settings.task_time_limit_s,
         "task_soft_time_limit": max(1, settings.task_time_limit_s - 30),
         "worker_concurrency": settings.worker_concurrency,
+        # Recycling a child after N chunks bounds memory growth that no object count explains
+        # (allocator and library caches: +62 MB over 10,000 items even with malloc_trim). A child
+        # leaves only after its task is acknowledged, so nothing is redelivered or lost.
+        "worker_max_tasks_per_child": settings.worker_max_tasks_per_child or None,
         # Models load lazily inside the first task, so a child's start is fast; still, give
         # slow machines room before Celery declares a fresh child dead.
         "worker_proc_alive_timeout": 60,

