@@ -61,6 +61,17 @@ def test_training_writes_a_head_the_default_loader_reads(tmp_path, monkeypatch):
     # The trained head has learnt something from ~60 training copies of three pairs.
     assert probs.argmax(-1).tolist() == [2, 0, 1]
 
+    # Continuing from it: same rank whatever --rank says, half the NLI pairs replayed, and a card
+    # that lists both commands in order.
+    again = main(["--data", str(data), "--out", str(tmp_path / "again"), "--init-from", str(out), "--epochs", "1",
+                  "--rank", "16", "--replay", "0.5", "--batch-size", "8", "--lr", "1e-4", "--product-seeds", "1"])
+    assert again["rank"] == 4 and again["init_from"]["command"] == meta["command"]
+    assert again["data"]["train"] < meta["data"]["train"]
+    card = (tmp_path / "again" / "README.md").read_text()
+    assert card.index(meta["command"]) < card.index(again["command"]) and "--init-from" in again["command"]
+    assert MiniLmNli(tmp_path / "again").predict(["A man is sleeping on a couch."],
+                                                 ["A man is running a marathon."]).argmax(-1).item() == 2
+
 
 def test_too_little_data_is_refused_with_the_split_named(tmp_path):
     data = tmp_path / "nli"
