@@ -4,6 +4,7 @@ writes a head (adapter, classifier, metadata, card) that the validator's default
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -95,7 +96,11 @@ def test_product_pairs_hold_out_products_and_phrasings():
         return premise.removeprefix("The ").split("'s ")[0].split(" is ")[0]
 
     assert {product(r["premise"]) for r in train}.isdisjoint({product(r["premise"]) for r in heldout})
-    assert {r["hypothesis"] for r in train}.isdisjoint({r["hypothesis"] for r in heldout})
+    def phrasings(rows: list[dict]) -> set[str]:  # "Key: value" facts are the record's format, in both parts
+        return {r["hypothesis"] for r in rows if not re.fullmatch(r"[A-Z][a-z ]+: .+", r["hypothesis"])}
+
+    assert phrasings(train).isdisjoint(phrasings(heldout))
+    assert any(re.fullmatch(r"Colour: .+", r["hypothesis"]) for r in train + heldout)
     # premises are worded exactly as the validator words attributes at run time
     assert attribute_statement("Drift Yoga Mat", "colour", "teal") == "The Drift Yoga Mat's colour is teal."
     assert any(r["premise"].endswith(" is not dishwasher safe.") for r in train + heldout)

@@ -128,6 +128,11 @@ GENERAL = [
     "It is a reliable companion for any adventure.", "The {p} combines style and function.",
     "Its minimalist look suits modern spaces.", "It is the perfect addition to your collection.",
     "Built to make everyday tasks easier.", "The {p} is loved by outdoor enthusiasts.",
+    # longer claims, as the default model writes them
+    "The {p} is designed to be a sustainable and eco-friendly option, with a focus on quality and durability.",
+    "Whether you are at home or on the go, the {p} is a versatile and practical choice for everyday life.",
+    "With its sleek and modern design, the {p} is perfect for anyone who values both style and comfort.",
+    "The {p} is made with care by a team that believes great products should last for years to come.",
 ]
 
 LABELS = ("entailment", "neutral", "contradiction")
@@ -155,6 +160,9 @@ def product_pairs(part: str, seed: int = 0, per_product: int = 6) -> list[dict]:
         values = {k.key: k.values(rng) for k in kinds} | {f: rng.random() < 0.5 for f in flags}
 
         def sentence(key: str, value: Any) -> str:
+            if rng.random() < 0.25:  # a record's bullet facts are often written "Key: value"
+                shown = ("yes" if value else "no") if isinstance(value, bool) else value
+                return f"{key[0].upper()}{key[1:]}: {shown}"
             if key in values and isinstance(values[key], bool):
                 return rng.choice(_halves(FLAGS[key][0 if value else 1], part))
             kind = next(k for k in kinds if k.key == key)
