@@ -88,19 +88,20 @@ def main() -> None:
     nli = nli_model("default")
     validation = load_pairs(args.data)["validation"]
     rows, result = [], {}
-    for source in ("snli", "mnli"):
-        pairs = [r for r in validation if r["source"] == source][: 600 if args.quick else None]
+
+    def score(name: str, pairs: list[dict]) -> tuple[dict, torch.Tensor, torch.Tensor]:
+        """Contradiction-vs-rest metrics of one data set, added to the table; also (probs, gold)."""
         probs = nli.predict([r["premise"] for r in pairs], [r["hypothesis"] for r in pairs])
         gold = torch.tensor([LABELS.index(r["label"]) for r in pairs])
         m = contradiction_prf(probs.argmax(-1), gold)
-        rows.append((source.upper(), m["pairs"], m["precision"], m["recall"], m["f1"], m["accuracy_3way"]))
+        rows.append((name, m["pairs"], m["precision"], m["recall"], m["f1"], m["accuracy_3way"]))
+        return m, probs, gold
+
+    for source in ("snli", "mnli"):
+        m, _, _ = score(source.upper(), [r for r in validation if r["source"] == source][: 600 if args.quick else None])
         result[f"{source}_contradiction_f1"] = m["f1"]
     settings = Settings.from_env()
-    products = product_pairs("heldout")
-    probs = nli.predict([r["premise"] for r in products], [r["hypothesis"] for r in products])
-    gold = torch.tensor([LABELS.index(r["label"]) for r in products])
-    m = contradiction_prf(probs.argmax(-1), gold)
-    rows.append(("product (synthetic)", m["pairs"], m["precision"], m["recall"], m["f1"], m["accuracy_3way"]))
+    m, probs, gold = score("product (synthetic)", product_pairs("heldout"))
     neutral = gold == LABELS.index("neutral")
     flagged = probs[:, 2] >= settings.attribute_threshold
     result["product_attribute_f1"] = m["f1"]
