@@ -90,7 +90,8 @@ def test_product_pairs_hold_out_products_and_phrasings():
     assert product_pairs("train", seed=1) != train
     for rows in (train, heldout):
         labels = [r["label"] for r in rows]
-        assert labels.count("neutral") == 2 * labels.count("entailment") == 2 * labels.count("contradiction")
+        # per attribute: 1 entailing, 2 contradicting (one short, one long) and 6 neutral sentences
+        assert labels.count("neutral") == 6 * labels.count("entailment") == 3 * labels.count("contradiction")
 
     def product(premise: str) -> str:
         return premise.removeprefix("The ").split("'s ")[0].split(" is ")[0]
@@ -104,5 +105,9 @@ def test_product_pairs_hold_out_products_and_phrasings():
     # premises are worded exactly as the validator words attributes at run time
     assert attribute_statement("Drift Yoga Mat", "colour", "teal") == "The Drift Yoga Mat's colour is teal."
     assert any(r["premise"].endswith(" is not dishwasher safe.") for r in train + heldout)
+    assert attribute_statement("Trailhead 30 Backpack", "rain cover", True) == "The Trailhead 30 Backpack comes with rain cover."
+    # long sentences naming several attributes: one with this attribute's wrong value contradicts
+    long_contradictions = [r for r in train if r["label"] == "contradiction" and r["hypothesis"].count(",") >= 1]
+    assert len(long_contradictions) >= len(train) // 10
     with pytest.raises(ValueError, match="part must be"):
         product_pairs("test")

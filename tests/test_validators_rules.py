@@ -118,3 +118,52 @@ def test_repeated_sentences_are_checked_once():
 
     text = "The mug holds coffee well. " * 1000 + "The lid seals tightly."
     assert [s.text for s in prose_sentences(text)] == ["The mug holds coffee well.", "The lid seals tightly."]
+
+
+class RecordingNli:
+    """Stands in for the NLI model to show which (attribute statement, claim) pairs reach it; calls
+    a claim a contradiction when it contains `contradicting`."""
+
+    name = "recording"
+
+    def __init__(self, contradicting: str = "\0"):
+        self.pairs: list[tuple[str, str]] = []
+        self.contradicting = contradicting
+
+    def predict(self, premises, hypotheses):
+        import torch
+
+        self.pairs += list(zip(premises, hypotheses))
+        return torch.tensor([[0.0, 0.0, 1.0] if self.contradicting in h else [0.0, 1.0, 0.0] for h in hypotheses])
+
+
+def test_product_attributes_checks_key_value_facts_against_their_own_attribute_only():
+    attributes = {"weight": "900 g", "colour": "red", "rain cover": True}
+    record = {"title": "Trailhead Pack", "tagline": "Trailhead Pack",
+              "facts": ["Weight: 900 g", "Colour: red", "Rain cover: yes"], "description": "It is a great bag for hikes."}
+    nli = RecordingNli()
+    report = ProductAttributes(nli=nli).check(json.dumps(record), ValidationContext(
+        kind="product", input={"name": "Trailhead Pack", "attributes": attributes}))
+    assert report.passed, report.message
+    checked = {(p, h) for p, h in nli.pairs}
+    assert ("The Trailhead Pack's weight is 900 g.", "Weight: 900 g") in checked
+    assert ("The Trailhead Pack's colour is red.", "Weight: 900 g") not in checked
+    assert ("The Trailhead Pack comes with rain cover.", "Rain cover: yes") in checked
+    assert not any(h == "Trailhead Pack" for _, h in checked)  # a tagline that only names the product
+    # prose is still checked against every attribute
+    assert sum(h == "It is a great bag for hikes." for _, h in checked) == 3
+
+
+def test_product_attributes_scores_each_clause_of_a_long_sentence():
+    from validators.contradiction.validator import clauses
+
+    long = "It is made of steel, and it holds 500 ml, making it a perfect choice for commuters."
+    assert clauses(long) == ["It is made of steel", "it holds 500 ml", "it a perfect choice for commuters"]
+    assert clauses("It weighs 2 kg.") == ["It weighs 2 kg."]
+    nli = RecordingNli(contradicting="holds 500 ml")
+    record = {"title": "Mug", "tagline": "A mug for the road.", "facts": ["Steel body", "Red", "Big"], "description": long}
+    report = ProductAttributes(nli=nli, use_rules=False).check(json.dumps(record), ValidationContext(
+        kind="product", input={"name": "Mug", "attributes": {"capacity": "350 ml"}}))
+    assert not report.passed
+    assert [e.text for e in report.evidence] == [long]  # evidence is the whole sentence
+    assert ("The Mug's capacity is 350 ml.", "it holds 500 ml") in nli.pairs

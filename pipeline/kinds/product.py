@@ -28,7 +28,14 @@ SAFE_TEXT = r"[ !#-\[\]-~]"
 
 
 def attribute_text(job_input: dict[str, Any]) -> str:
-    return "; ".join(f"{k}: {v}" for k, v in job_input["attributes"].items())
+    """Attributes as the prompts show them. Yes/no values read "yes"/"no": shown as Python's
+    "False", the default model copied "Dishwasher safe: False" into facts and then wrote "The mug is
+    dishwasher safe"."""
+    return "; ".join(f"{k}: {shown_value(v)}" for k, v in job_input["attributes"].items())
+
+
+def shown_value(value: Any) -> str:
+    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 
 def fact_bounds(job_input: dict[str, Any]) -> tuple[int, int]:

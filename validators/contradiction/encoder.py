@@ -60,7 +60,11 @@ class SentenceEncoder:
             enc = self.tokenizer(sentences[start:start + batch_size], padding=True, truncation=True,
                                  max_length=self.max_length, return_tensors="pt")
             hidden = self.model(**enc).last_hidden_state  # (B, L, 384)
-            mask = enc["attention_mask"][..., None].float()
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            out.append(torch.nn.functional.normalize(pooled, dim=-1))
+            out.append(torch.nn.functional.normalize(mean_pool(hidden, enc["attention_mask"]), dim=-1))
         return torch.cat(out)
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average of the non-padding token states: (B, L, H), (B, L) -> (B, H)."""
+    mask = attention_mask[..., None].to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)

@@ -116,7 +116,22 @@ FLAGS = {
                  ("It is not foldable.", "It does not fold.", "Its rigid frame cannot be folded.")),
     "machine washable": (("It is machine washable.", "Toss it in the washing machine.", "It can be machine washed."),
                          ("It is not machine washable.", "Hand wash only.", "Keep it out of the washing machine.")),
+    # things the product comes with (the statement says "comes with", not "is")
+    "rain cover": (("A rain cover is included.", "It ships with a rain cover.", "The rain cover keeps your gear dry."),
+                   ("No rain cover is included.", "The rain cover is sold separately.", "It does not include a rain cover.")),
+    "carry case": (("A carry case is included.", "It comes in its own carry case.", "Store it in the included case."),
+                   ("No carry case is included.", "The carry case is sold separately.", "It does not come with a case.")),
+    "remote control": (("A remote control is included.", "Adjust it from the included remote.", "It ships with a remote."),
+                       ("No remote control is included.", "There is no remote; use the buttons.", "It has no remote.")),
 }
+
+# Clauses the default model strings onto its long sentences; appended to compound sentences.
+TAILS = [
+    "making it a perfect choice for everyday use", "which is ideal for busy mornings",
+    "offering a balance between comfort and style", "so it is ready whenever you are",
+    "ensuring a perfect blend of quality and value", "which makes it a great gift",
+    "designed to conserve energy", "providing a warm and inviting feel",
+]
 
 GENERAL = [
     "It is designed to be sustainable.", "Perfect for daily commutes and weekend trips.",
@@ -146,8 +161,10 @@ def _halves(items: list | tuple, part: str) -> list:
 def product_pairs(part: str, seed: int = 0, per_product: int = 6) -> list[dict]:
     """Labelled (premise, hypothesis) pairs for the `train` or `heldout` part.
 
-    Per product: `per_product` attributes, each with one entailing, one contradicting and two neutral
-    sentences (one about another attribute of the same product, one general claim).
+    Per product: `per_product` attributes and two yes/no flags, each with one entailing, one
+    contradicting and four neutral sentences (another attribute of the same product, in prose and as
+    "Key: value", a general claim, the bare product name), and three long sentences naming several attributes: without this one (neutral),
+    with its value among others (neutral), with another value among others (contradiction).
     """
     if part not in ("train", "heldout"):
         raise ValueError(f"part must be 'train' or 'heldout', not {part!r}")
@@ -159,25 +176,56 @@ def product_pairs(part: str, seed: int = 0, per_product: int = 6) -> list[dict]:
         flags = rng.sample(sorted(FLAGS), k=2)
         values = {k.key: k.values(rng) for k in kinds} | {f: rng.random() < 0.5 for f in flags}
 
+        def key_value(key: str, value: Any) -> str:
+            shown = ("yes" if value else "no") if isinstance(value, bool) else value
+            return f"{key[0].upper()}{key[1:]}: {shown}"
+
         def sentence(key: str, value: Any) -> str:
             if rng.random() < 0.25:  # a record's bullet facts are often written "Key: value"
-                shown = ("yes" if value else "no") if isinstance(value, bool) else value
-                return f"{key[0].upper()}{key[1:]}: {shown}"
+                return key_value(key, value)
             if key in values and isinstance(values[key], bool):
                 return rng.choice(_halves(FLAGS[key][0 if value else 1], part))
             kind = next(k for k in kinds if k.key == key)
             return rng.choice(_halves(kind.says, part)).format(v=value, p=product)
 
+        def compound(mentions: list[tuple[str, Any]]) -> str:
+            """One long sentence naming several attributes, as the default model writes them ("Its
+            power: 8 W LED, which ..., and colour temperature: 2700-6500 K, which ...")."""
+            clauses = []
+            for i, (key, value) in enumerate(mentions):
+                if rng.random() < 0.3 and not isinstance(value, bool):
+                    clause = f"{'Its' if i == 0 else 'its'} {key}: {value}"
+                else:
+                    clause = sentence(key, value).rstrip(".")
+                    clause = clause if i == 0 else clause[:1].lower() + clause[1:]
+                clauses.append(clause)
+            text = ", and ".join([", ".join(clauses[:-1]), clauses[-1]] if len(clauses) > 2 else clauses)
+            if rng.random() < 0.5:
+                text += ", " + rng.choice(_halves(TAILS, part))
+            return text + "."
+
         keys = list(values)
         for key, value in values.items():
             premise = attribute_statement(product, key, value)
             wrong = (not value) if isinstance(value, bool) else next(k for k in kinds if k.key == key).other(rng, value)
-            other_key = rng.choice([k for k in keys if k != key])
+            others = [k for k in keys if k != key]
+            other_key = rng.choice(others)
+            some_others = [(k, values[k]) for k in rng.sample(others, k=rng.choice((1, 2)))]
             for hypothesis, label in (
                 (sentence(key, value), "entailment"),
                 (sentence(key, wrong), "contradiction"),
                 (sentence(other_key, values[other_key]), "neutral"),
                 (rng.choice(general).format(p=product), "neutral"),
+                # the record's bullet facts: another attribute's "Key: value" is neutral, and so is a
+                # tagline that only names the product
+                (key_value(other_key, values[other_key]), "neutral"),
+                (rng.choice((product, f"The {product}", f"{product}: {rng.choice(general).format(p=product)}")),
+                 "neutral"),
+                # long sentences: other attributes only -> neutral; this one right among others ->
+                # neutral (the hypothesis says more than the premise); this one wrong -> contradiction
+                (compound([(k, values[k]) for k in rng.sample(others, k=rng.choice((2, 3)))]), "neutral"),
+                (compound(rng.sample(some_others + [(key, value)], k=len(some_others) + 1)), "neutral"),
+                (compound(rng.sample(some_others + [(key, wrong)], k=len(some_others) + 1)), "contradiction"),
             ):
                 out.append({"premise": premise, "hypothesis": hypothesis, "label": label, "source": "product"})
     rng.shuffle(out)

@@ -190,9 +190,10 @@ def main(argv=None) -> dict:
         "bf16_autocast": args.bf16, "max_length": args.max_length, "history": history,
         "validation": validation, "seconds": round(time.time() - t0, 1),
         "command": command_line(args),
+        "revision": code_revision(),
         "replay": args.replay,
         "init_from": ({k: init_meta.get(k) for k in ("method", "epochs", "lr", "validation", "seconds", "command",
-                                                    "init_from")} if init_meta else None),
+                                                    "revision", "init_from")} if init_meta else None),
     }
     (args.out / "head.json").write_text(json.dumps(meta, indent=2))
     write_card(args.out / "README.md", meta)
@@ -216,6 +217,19 @@ def command_line(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
+def code_revision() -> str | None:
+    """The git commit the training code ran at ("-dirty" with uncommitted changes): the product pairs
+    come from code, so a command reproduces a head only at its revision."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
 def load_head(model: LoraCrossEncoder, head_dir: Path) -> None:
     """Load a saved head (LoRA weights + classifier) into a trainable LoraCrossEncoder of the same rank."""
     from peft import set_peft_model_state_dict
@@ -229,8 +243,10 @@ def load_head(model: LoraCrossEncoder, head_dir: Path) -> None:
 
 
 def reproduce_commands(m: dict) -> list[str]:
-    """The commands that made this head, first to last (a continued head names its starting point's)."""
-    return (reproduce_commands(m["init_from"]) if m.get("init_from") else []) + [m["command"]]
+    """The commands that made this head, first to last (a continued head names its starting point's),
+    each after a comment naming the code revision it ran at, when known."""
+    here = ([f"# at revision {m['revision']}"] if m.get("revision") else []) + [m["command"]]
+    return (reproduce_commands(m["init_from"]) if m.get("init_from") else []) + here
 
 
 def write_card(path: Path, m: dict) -> None:

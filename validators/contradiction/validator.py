@@ -9,13 +9,14 @@ attribute ("The Aurora Mug's capacity is 350 ml."). Evidence names both sentence
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from validators.base import Evidence, Report, ValidationContext
 from validators.contradiction.pairs import lexical_pairs, similar_pairs
 from validators.contradiction.rules import attribute_number_conflict, rule_conflict
-from validators.text import Sentence, sentences
+from validators.text import Sentence, sentences, words
 
 
 @dataclass
@@ -133,9 +134,20 @@ def findings_report(name: str, findings: list[Finding], checked: int) -> Report:
                              for f in findings[:10]]})
 
 
+# Yes/no attribute keys that read as adjectives ("dishwasher safe", "waterproof", "foldable"): the
+# statement says the product "is" one. Other keys are things it has ("rain cover", "laptop sleeve"):
+# "is rain cover" misled the NLI model, so those say "comes with".
+_ADJECTIVE_ENDINGS = ("safe", "proof", "able", "ible", "ed", "ful", "less", "free", "ive", "ant", "ent", "ic",
+                      "al", "ous", "stick")
+
+
 def attribute_statement(product: str, key: str, value: Any) -> str:
+    """The sentence the NLI model checks description sentences against, e.g. "The Aurora Travel Mug's
+    capacity is 350 ml." or "The Aurora Travel Mug is not dishwasher safe."."""
     if isinstance(value, bool):
-        return f"The {product} is {'' if value else 'not '}{key}." if value is not None else ""
+        if key.lower().endswith(_ADJECTIVE_ENDINGS):
+            return f"The {product} is {'' if value else 'not '}{key}."
+        return f"The {product} {'comes' if value else 'does not come'} with {key}."
     return f"The {product}'s {key} is {value}."
 
 
@@ -161,22 +173,33 @@ class ProductAttributes:
             "\n\n".join(str(x) for x in record[f]) if isinstance(record.get(f), list) else str(record.get(f, ""))
             for f in self.fields
         )
-        sents = prose_sentences(claims, min_words=3)
+        name_words = set(words(product))
+        # A sentence made only of the product's name (a tagline that repeats it) claims nothing.
+        sents = [s for s in prose_sentences(claims, min_words=3) if not set(words(s.text)) <= name_words]
         facts = [Sentence(0, 0, attribute_statement(product, k, v)) for k, v in attributes.items()]
+        keyed = {id(s): fact_key(s.text, attributes) for s in sents}
         findings: list[Finding] = []
         for s in sents:
             for (key, value), fact in zip(attributes.items(), facts):
+                if keyed[id(s)] not in (None, key):
+                    continue  # "Weight: 900 g" is about the weight only; other attributes cannot clash with it
                 reason = None
                 if self.use_rules:
                     reason = attribute_number_conflict(key, value, s.text, attributes) or rule_conflict(fact.text, s.text)
                 if reason:
                     findings.append(Finding(s, fact, f"rule: {reason}", 1.0))
-        if self.nli is not None and sents and facts:
-            premises = [f.text for s in sents for f in facts]
-            hypotheses = [s.text for s in sents for f in facts]
-            probs = self.nli.predict(premises, hypotheses)[:, 2]
-            for idx, p in enumerate(probs.tolist()):
-                s, f = sents[idx // len(facts)], facts[idx % len(facts)]
+        # The NLI model reads one claim at a time: on the default model's long sentences ("It is made of
+        # steel, and it keeps drinks hot for 6 hours, ensuring ...") it called unrelated attributes
+        # contradicted. A sentence's score is its most contradicting clause's.
+        pairs = [(s, f, c) for s in sents for key, f in zip(attributes, facts) if keyed[id(s)] in (None, key)
+                 for c in clauses(s.text)]
+        if self.nli is not None and pairs:
+            probs = self.nli.predict([f.text for _, f, _ in pairs], [c for _, _, c in pairs])[:, 2]
+            worst: dict[tuple[int, int], tuple[float, Sentence, Sentence]] = {}
+            for (s, f, _), p in zip(pairs, probs.tolist()):
+                if p > worst.get((id(s), id(f)), (-1.0,))[0]:
+                    worst[(id(s), id(f))] = (p, s, f)
+            for p, s, f in worst.values():
                 if p >= self.threshold and not any(x.a is s and x.b is f for x in findings):
                     findings.append(Finding(s, f, f"NLI contradiction p={p:.2f}", p))
         report = findings_report(self.name, findings, checked=len(sents))
@@ -186,6 +209,26 @@ class ProductAttributes:
             evidence = tuple(_span_in(text, f.a.text, f"contradicts the attribute: {f.b.text}") for f in findings[:5])
             return Report(report.validator, False, 0.0, report.message, evidence, report.details)
         return report
+
+
+# Where a long sentence joins one claim to the next: ", and it ...", ", which ...", ", making ...", "; ".
+_CLAUSE_BREAK = re.compile(r",\s+(?:and|but|while|which|making|ensuring|offering|providing|so|as well as)\s+|;\s+")
+
+
+def clauses(sentence: str) -> list[str]:
+    """The claims of one sentence; the sentence itself when it does not split into clauses of 3+ words."""
+    parts = [p.strip(" ,;.") for p in _CLAUSE_BREAK.split(sentence)]
+    kept = [p for p in parts if len(p.split()) >= 3]
+    return kept if len(kept) > 1 else [sentence]
+
+
+def fact_key(sentence: str, attributes: dict[str, Any]) -> str | None:
+    """The attribute a "Key: value" fact is about ("Weight: 900 g" -> "weight"), if its key names one."""
+    head, colon, _ = sentence.partition(":")
+    if not colon:
+        return None
+    wanted = " ".join(words(head))
+    return next((k for k in attributes if " ".join(words(k)) == wanted), None)
 
 
 def _span_in(text: str, sentence: str, note: str) -> Evidence:
