@@ -86,3 +86,40 @@ def test_every_validator_answers_odd_input_with_a_report(kind, name):
         json.dumps(report.as_dict())  # storable
         if name in {"empty", "whitespace"}:
             assert not report.passed or validator.name in {"contradiction", "sandbox_tests"}
+
+
+# Product records the default model wrote for examples/product.jsonl (AR path, 2026-11-28). The head
+# used to flag every one of them on sentences that name other attributes (e.g. "Its power: 8 W LED,
+# ..." vs "The Lumo Desk Lamp's brightness levels is 5.", p 1.00); the mug's record says the mug is
+# dishwasher safe, which it is not.
+LAMP = {"name": "Lumo Desk Lamp", "attributes": {"power": "8 W LED", "colour temperature": "2700-6500 K",
+                                                  "brightness levels": 5, "charging port": "USB-C", "weight": "1.2 kg"}}
+LAMP_RECORD = {
+    "title": "Lumo Desk Lamp", "tagline": "Lumo Desk Lamp",
+    "facts": ["Power: 8 W LED", "Colour temperature: 2700-6500 K", "Brightness levels: 5", "Charging port: USB-C",
+              "Weight: 1.2 kg"],
+    "description": "The Lumo Desk Lamp is a stylish and eco-friendly product that offers a unique and sustainable "
+                   "solution for lighting. Its power: 8 W LED, which is designed to conserve energy, and colour "
+                   "temperature: 2700-6500 K, which provides a warm and inviting glow. Its brightness levels: 5, "
+                   "making it a perfect choice for both lighting and ambient lighting applications. The weight: "
+                   "1.2 kg, offering a balance between comfort and weight."}
+MUG = {"name": "Aurora Travel Mug", "attributes": {"material": "stainless steel", "capacity": "350 ml",
+                                                    "keeps drinks hot": "6 hours", "colour": "midnight blue",
+                                                    "dishwasher safe": False}}
+MUG_RECORD = {
+    "title": "Aurora Travel Mug", "tagline": "Aurora Travel Mug",
+    "facts": ["Material: stainless steel", "Capacity: 350 ml", "Keeps drinks hot: 6 hours", "Colour: midnight blue"],
+    "description": "The Aurora Travel Mug is a luxury product that offers a unique and indulgent experience. The mug "
+                   "is dishwasher safe, and it is also a safe option for the elderly and those with disabilities."}
+
+
+def test_product_attributes_on_real_default_model_records(nli):
+    from validators.contradiction.validator import ProductAttributes
+
+    check = ProductAttributes(nli=nli, threshold=0.8)
+    lamp = check.check(json.dumps(LAMP_RECORD), ValidationContext(kind="product", input=LAMP))
+    assert lamp.passed, lamp.message
+    mug = check.check(json.dumps(MUG_RECORD), ValidationContext(kind="product", input=MUG))
+    assert not mug.passed
+    assert {e.text for e in mug.evidence} == {
+        "The mug is dishwasher safe, and it is also a safe option for the elderly and those with disabilities."}
