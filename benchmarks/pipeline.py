@@ -94,7 +94,17 @@ def collect(sessions, ids, seconds, runtime, n_examples: int) -> dict:
         "mbpp_pass_rate": round(len(mbpp_pass) / max(1, len(mbpp)), 3), "mbpp_items": len(mbpp),
         "tokens_per_forward": round(tokens / max(1, forwards), 3),
         "gen_ppl": round(gen_ppl(runtime.planner, [i.output or "" for i in items]), 2),
+        "attempts": [attempt_row(i, a) for i in items for a in by_item.get(i.id, [])],
     }
+
+
+def attempt_row(item, attempt) -> tuple:
+    """(job, path, passed, what failed) for the "why" table: the failing validators and the first's message."""
+    failed = [r for r in attempt.reports if not r["passed"]]
+    why = "; ".join(r["validator"] for r in failed)
+    if failed:
+        why += f" ({failed[0]['message'][:70]})"
+    return (f"{item.kind} line {item.line_no}", attempt.path, attempt.passed, why)
 
 
 def _sandbox_passed(attempts) -> bool:
@@ -165,6 +175,9 @@ def main() -> None:
             "mbpp_pass_rate", "tokens_per_forward", "gen_ppl"]
     print_table("pipeline: AR vs hybrid on the same jobs", ["metric", "ar", "hybrid"],
                 [(k, results["ar"][k], results["hybrid"][k]) for k in keys])
+    for mode in ("ar", "hybrid"):
+        print_table(f"{mode} attempts: what failed", ["job", "path", "passed", "failed validators"],
+                    results[mode]["attempts"])
     args.png.parent.mkdir(parents=True, exist_ok=True)
     plot(results, args.png)
     print(f"plot: {args.png}")

@@ -79,8 +79,8 @@ def test_code_plan_checks_the_name_the_tests_call():
     assert "does not parse" in kind.check_plan(CODE_IN, plan2)[0]
     span = kind.spans(CODE_IN, plan)[0]
     assert span.prompt.assistant_prefix.startswith("```python\ndef add_two(a, b):\n    \"\"\"Add.\"\"\"\n    # 1.")
-    code = kind.assemble(CODE_IN, plan, ["    return a + b\n```\nextra"])
-    assert code.startswith("def add_two(a, b):") and "return a + b" in code
+    code = kind.assemble(CODE_IN, plan, ["2. add\n    return a + b\n```\nextra"])
+    assert code.startswith("def add_two(a, b):") and "\n    # 2. add\n    return a + b\n" in code
 
 
 def test_with_imports_adds_only_used_standard_modules():
@@ -103,3 +103,32 @@ def test_product_plan_repair_states_facts_from_attributes():
     fixed = kind.repair_plan(PRODUCT_IN, bad)
     assert kind.check_plan(PRODUCT_IN, fixed) == []
     assert fixed["facts"] == ["Capacity: 350 ml", "Material: steel", "Colour: blue"] and fixed["title"] == "Aurora Mug"
+
+
+def test_code_plan_rejects_copied_code_and_repairs_from_the_task():
+    code = get_kind("code")
+    inp = {"prompt": "Write a function max_of_three(a, b, c) that returns the largest of three numbers.",
+           "tests": ["assert max_of_three(1, 2, 3) == 3"]}
+    copied = {"signature": "def max_of_three(a, b, c):", "docstring": "max_of_three(a, b, c):",
+              "steps": ["assert max_of_three(1, 2, 3) == 3", "compare the numbers", "Compare the numbers"]}
+    problems = code.check_plan(inp, copied)
+    assert any("docstring" in p and "is code" in p for p in problems)
+    assert any("step 'assert" in p for p in problems) and any("duplicate step" in p for p in problems)
+    repaired = code.repair_plan(inp, copied)
+    assert repaired == {"signature": "def max_of_three(a, b, c):", "docstring": "Returns the largest of three numbers.",
+                        "steps": ["compare the numbers"]}
+    assert code.check_plan(inp, repaired) == []
+    stub = {"prompt": 'def count_vowels(text: str) -> int:\n    """Return how many vowels are in text. Either case."""'}
+    assert code.repair_plan(stub, {"signature": "def count_vowels(text: str) -> int:", "steps": []})["docstring"] == \
+        "Return how many vowels are in text."
+
+
+def test_code_body_span_starts_at_an_indented_comment_and_ends_at_column_zero():
+    code = get_kind("code")
+    inp = {"prompt": "Write a function add(a, b) that adds two numbers."}
+    plan = {"signature": "def add(a, b):", "docstring": "Add two numbers.", "steps": []}
+    (span,) = code.spans(inp, plan)
+    assert span.prompt.assistant_prefix.endswith('"""Add two numbers."""\n    # ')
+    # the model's continuation: a step, the code, then test code back at column 0
+    out = code.assemble(inp, plan, ["1. Add them\n    return a + b\n\nprint(add(1, 2))\n"])
+    assert out == 'def add(a, b):\n    """Add two numbers."""\n    # 1. Add them\n    return a + b\n'

@@ -46,6 +46,36 @@ def with_imports(code: str) -> str:
     return "".join(f"import {m}\n" for m in used) + ("\n" if used else "") + code
 
 
+BODY_START = "    # "  # where the body span starts (see Code.spans)
+
+
+def function_body(text: str) -> str:
+    """The body's lines up to the first line back at column 0 (the function has ended there)."""
+    lines = text.rstrip().splitlines()
+    end = next((i for i, line in enumerate(lines) if line.strip() and not line[:1].isspace()), len(lines))
+    return "\n".join(lines[:end]).rstrip()
+
+
+def _is_code_line(text: str) -> bool:
+    """A statement, a signature, or a bare call/signature such as "max_of_three(a, b, c):"."""
+    return (bool(re.match(r"\s*(def|assert|class|import|from)\s", text)) or bool(SIGNATURE_LINE.search(text))
+            or bool(re.fullmatch(r"\s*[A-Za-z_]\w*\s*\(.*\)\s*(->.*)?:?\s*", text)))
+
+
+def task_summary(job_input: dict[str, Any], limit: int = 90) -> str:
+    """One line saying what the function does: the task's own docstring when the prompt is a stub, else
+    the prompt's first sentence."""
+    prompt = job_input["prompt"]
+    doc = re.search(r'"""\s*(.+?)\s*(?:"""|$)', prompt, re.DOTALL)
+    text = doc.group(1) if doc else SIGNATURE_LINE.sub("", prompt)
+    text = " ".join(text.split())
+    # "Write a function f(x) that returns ..." -> "Returns ...": a docstring describes, it does not ask
+    text = re.sub(r"^(?:write|create) an? (?:python )?function(?: [A-Za-z_]\w*(?:\([^)]*\))?)? (?:that|which|to) (\w)",
+                  lambda m: m.group(1).upper(), text, flags=re.IGNORECASE)
+    first = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+    return (first[:limit - 3].rstrip() + "...") if len(first) > limit else first
+
+
 @dataclass(frozen=True)
 class Code:
     name: str = "code"
@@ -83,9 +113,29 @@ class Code:
         name = expected_name(job_input)
         if name and not sig.startswith(f"def {name}("):
             problems.append(f"signature {sig!r} does not define {name}() that the tests call")
-        if not plan.get("steps"):
-            problems.append("no steps")
+        # The default model often fills the docstring and steps with copies of the signature or the
+        # tests; as comments above the body they led it to write no body at all.
+        doc = plan.get("docstring", "")
+        if _is_code_line(doc):
+            problems.append(f"docstring {doc!r} is code, not a description")
+        seen: set[str] = set()
+        for step in plan.get("steps", []):
+            if _is_code_line(step):
+                problems.append(f"step {step!r} is code, not a description")
+            elif step.strip().lower() in seen:
+                problems.append(f"duplicate step {step!r}")
+            seen.add(step.strip().lower())
         return problems
+
+    def repair_plan(self, job_input: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+        """After re-planning failed: keep the signature, take the docstring from the task, keep only
+        the steps that describe (none is fine: the body is written from the docstring)."""
+        steps, seen = [], set()
+        for step in plan.get("steps", []):
+            if not _is_code_line(step) and step.strip().lower() not in seen:
+                steps.append(step)
+                seen.add(step.strip().lower())
+        return {"signature": plan.get("signature", ""), "docstring": task_summary(job_input), "steps": steps}
 
     def _prefix(self, plan: dict[str, Any]) -> str:
         doc = plan["docstring"].replace('"""', "'").strip()
@@ -98,13 +148,16 @@ class Code:
                 + (f"\nIt must pass these tests:\n" + "\n".join(tests[:2]) if tests else ""))
 
     def spans(self, job_input: dict[str, Any], plan: dict[str, Any]) -> list[Span]:
-        return [Span(name="body", prompt=Prompt(self._task(job_input), assistant_prefix="```python\n" + self._prefix(plan)),
+        # The prefix ends inside the body, at an indented comment: after a bare newline (or bare
+        # indentation) the default model left the function empty and wrote the tests' asserts at
+        # column 0; from "    # " it writes a step and then the code under it.
+        prefix = "```python\n" + self._prefix(plan) + BODY_START
+        return [Span(name="body", prompt=Prompt(self._task(job_input), assistant_prefix=prefix),
                      max_new_tokens=self.span_tokens,
                      stop=("```", "\ndef ", "\nassert ", "\nprint(", "\nif __name__", "\n# Test", "\n#Test", "<|im_start|>"))]
 
     def assemble(self, job_input: dict[str, Any], plan: dict[str, Any], texts: list[str]) -> str:
-        body = strip_chat_artifacts(texts[0]).rstrip()
-        return with_imports(self._prefix(plan) + body + "\n")
+        return with_imports(self._prefix(plan) + function_body(BODY_START + strip_chat_artifacts(texts[0])) + "\n")
 
     def fallback(self, job_input: dict[str, Any], plan: dict[str, Any]) -> Fallback:
         sig = given_signature(job_input)
