@@ -23,10 +23,18 @@ class GuidanceResult:
     seconds: float
 
 
-def run_guidance(lm, guidance_model, fb: Fallback) -> GuidanceResult:
-    """Run a kind's guidance template after its chat prompt; returns the filled-in values and text."""
+def run_guidance(lm, guidance_model, fb: Fallback, seed: int = 0) -> GuidanceResult:
+    """Run a kind's guidance template after its chat prompt; returns the filled-in values and text.
+    A gen may ask for sampling ("temperature"); `seed` makes that draw repeatable."""
+    import random
+
+    import numpy as np
+    import torch
     from guidance import gen
 
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
     t0 = time.perf_counter()
     tok = lm.tokenizer
     p = fb.prompt
@@ -39,14 +47,15 @@ def run_guidance(lm, guidance_model, fb: Fallback) -> GuidanceResult:
             g += arg
         else:
             names.append(arg["name"])
-            g += gen(name=arg["name"], regex=arg["regex"], max_tokens=arg["max_tokens"])
+            g += gen(name=arg["name"], regex=arg["regex"], max_tokens=arg["max_tokens"], temperature=arg.get("temperature"))
     text = str(g)[len(prompt):] if str(g).startswith(prompt) else str(g)
     values = {n: g[n] for n in names}
     generated = sum(len(tok(v, add_special_tokens=False)["input_ids"]) for v in values.values())
     return GuidanceResult(values, text, generated, time.perf_counter() - t0)
 
 
-def guidance_output(kind: Any, result: GuidanceResult) -> str:
-    """The deliverable from a guidance run: the kind's own finishing step if it has one."""
+def guidance_output(kind: Any, result: GuidanceResult, job_input: dict[str, Any]) -> str:
+    """The deliverable from a guidance run: the kind's own finishing step (from the generated values
+    and the job's input) if it has one."""
     finish = getattr(kind, "finish_fallback", None)
-    return finish(result.values) if finish else result.text
+    return finish(result.values, job_input) if finish else result.text

@@ -151,12 +151,12 @@ def run_fallback(jobs: Sequence[ItemJob], plans: dict[int, dict | None], runtime
         fb = kind.fallback(j.input, plans.get(j.item_id) or {})
         if fb.kind == "guidance":
             try:
-                result = run_guidance(lm, runtime.guidance_model, fb)
+                result = run_guidance(lm, runtime.guidance_model, fb, seed=runtime.settings.seed * 100003 + j.item_id)
             except Exception as e:  # noqa: BLE001 - one item's failed program must not sink the chunk
                 log.exception("guidance fallback failed for item %s", j.item_id)
                 drafted = Drafted(None, plans.get(j.item_id), 0, 0, {}, [f"guidance failed: {type(e).__name__}: {e}"])
             else:
-                drafted = Drafted(guidance_output(kind, result), plans.get(j.item_id), result.generated_tokens,
+                drafted = Drafted(guidance_output(kind, result, j.input), plans.get(j.item_id), result.generated_tokens,
                                   result.generated_tokens, {"guidance": round(result.seconds, 4),
                                                             "forward_passes_estimated": True}, [])
             out[j.item_id] = to_attempt(j, "ar_fallback", drafted, runtime, started,

@@ -167,7 +167,7 @@ class Code:
         return Fallback("guidance", Prompt(self._task(job_input)),
                         [("text", "```python\n"), ("gen", {"name": "code", "regex": regex, "max_tokens": 240})])
 
-    def finish_fallback(self, values: dict[str, str]) -> str:
+    def finish_fallback(self, values: dict[str, str], job_input: dict[str, Any]) -> str:
         return with_imports(values["code"].rstrip() + "\n")
 
 

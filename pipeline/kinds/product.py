@@ -25,6 +25,7 @@ RECORD_SCHEMA: dict[str, Any] = {
 # valid by construction. (ASCII also keeps guidance from stopping inside a multi-byte character,
 # which its decoder rejects.)
 SAFE_TEXT = r"[ !#-\[\]-~]"
+FALLBACK_DESCRIPTION_TEMPERATURE = 0.5
 
 
 def attribute_text(job_input: dict[str, Any]) -> str:
@@ -41,6 +42,15 @@ def shown_value(value: Any) -> str:
 def fact_bounds(job_input: dict[str, Any]) -> tuple[int, int]:
     n = len(job_input["attributes"])
     return min(3, n), max(3, min(5, n))
+
+
+def attribute_facts(job_input: dict[str, Any]) -> list[str]:
+    """Bullet facts stated from the attributes themselves ("Capacity: 350 ml", "Not dishwasher safe"); a
+    product with fewer than 3 attributes repeats its name to fill the record's 3 facts."""
+    _, hi = fact_bounds(job_input)
+    facts = [f"{k[:1].upper()}{k[1:]}: {v}" if not isinstance(v, bool) else
+             (f"{k[:1].upper()}{k[1:]}" if v else f"Not {k}") for k, v in job_input["attributes"].items()]
+    return facts[:hi] + [job_input["name"]] * max(0, RECORD_SCHEMA["properties"]["facts"]["minItems"] - len(facts))
 
 
 @dataclass(frozen=True)
@@ -68,11 +78,8 @@ class Product:
     def repair_plan(self, job_input: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
         """After re-planning failed: keep the model's title and tagline, and state the facts from the
         attributes directly (they are the one part of the plan that must be exact)."""
-        lo, hi = fact_bounds(job_input)
-        facts = [f"{k[:1].upper()}{k[1:]}: {v}" if not isinstance(v, bool) else
-                 (f"{k[:1].upper()}{k[1:]}" if v else f"Not {k}") for k, v in job_input["attributes"].items()]
         return {"title": plan.get("title") or job_input["name"], "tagline": plan.get("tagline") or job_input["name"],
-                "facts": facts[:hi] + [job_input["name"]] * max(0, lo - len(facts))}
+                "facts": attribute_facts(job_input)[:max(1, len(job_input["attributes"]))]}  # no padding: see check_plan
 
     def check_plan(self, job_input: dict[str, Any], plan: dict[str, Any]) -> list[str]:
         problems = []
@@ -119,17 +126,20 @@ class Product:
         template: list[tuple[str, Any]] = [("text", '{"title": "'), text("title", 3, 60, 20),
                                            ("text", '", "tagline": "'), text("tagline", 5, 80, 25),
                                            ("text", '", "facts": ["')]
-        for i in range(max(3, lo)):
-            if i:
-                template.append(("text", '", "'))
-            template.append(text(f"fact{i}", 3, 60, 20))
-        template += [("text", '"], "description": "'), text("description", 20, 700, 170), ("text", '"}')]
+        # Facts are the attributes stated as they are (written into the template, not generated):
+        # generated ones were the default model's inventions ("a product of the 2022 World Cup").
+        template.append(("text", '", "'.join(json.dumps(f, ensure_ascii=False)[1:-1] for f in attribute_facts(job_input))))
+        # The description must be 150+ characters and end a sentence (with a bare minimum of 20 the
+        # default model closed the string after 11-12 words, mid-word), and it is sampled: greedy,
+        # the model repeated one sentence to the token limit.
+        description = ("gen", {"name": "description", "regex": f"{SAFE_TEXT}{{150,450}}[.!?]", "max_tokens": 140,
+                               "temperature": FALLBACK_DESCRIPTION_TEMPERATURE})
+        template += [("text", '"], "description": "'), description, ("text", '"}')]
         return Fallback("guidance", prompt, template)
 
-    def finish_fallback(self, values: dict[str, str]) -> str:
-        facts = [values[k].strip() for k in sorted(values) if k.startswith("fact")]
-        record = {"title": values["title"].strip(), "tagline": values["tagline"].strip(), "facts": facts,
-                  "description": values["description"].strip()}
+    def finish_fallback(self, values: dict[str, str], job_input: dict[str, Any]) -> str:
+        record = {"title": values["title"].strip(), "tagline": values["tagline"].strip(),
+                  "facts": attribute_facts(job_input), "description": values["description"].strip()}
         return json.dumps(record, ensure_ascii=False, indent=2)
 
 
