@@ -116,7 +116,6 @@ class Product:
         return json.dumps(record, ensure_ascii=False, indent=2)
 
     def fallback(self, job_input: dict[str, Any], plan: dict[str, Any]) -> Fallback:
-        lo, _ = fact_bounds(job_input)
         prompt = Prompt(f"Write a product record for \"{job_input['name']}\" as JSON. Use only these attributes: "
                         f"{attribute_text(job_input)}.")
 

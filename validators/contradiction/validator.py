@@ -177,22 +177,19 @@ class ProductAttributes:
         # A sentence made only of the product's name (a tagline that repeats it) claims nothing.
         sents = [s for s in prose_sentences(claims, min_words=3) if not set(words(s.text)) <= name_words]
         facts = [Sentence(0, 0, attribute_statement(product, k, v)) for k, v in attributes.items()]
-        keyed = {id(s): fact_key(s.text, attributes) for s in sents}
+        # (claim, attribute, value, statement) to check; "Weight: 900 g" is about the weight only, so
+        # no other attribute can clash with it
+        checks = [(s, key, value, fact) for s in sents for (key, value), fact in zip(attributes.items(), facts)
+                  if fact_key(s.text, attributes) in (None, key)]
         findings: list[Finding] = []
-        for s in sents:
-            for (key, value), fact in zip(attributes.items(), facts):
-                if keyed[id(s)] not in (None, key):
-                    continue  # "Weight: 900 g" is about the weight only; other attributes cannot clash with it
-                reason = None
-                if self.use_rules:
-                    reason = attribute_number_conflict(key, value, s.text, attributes) or rule_conflict(fact.text, s.text)
-                if reason:
-                    findings.append(Finding(s, fact, f"rule: {reason}", 1.0))
+        for s, key, value, fact in checks if self.use_rules else ():
+            reason = attribute_number_conflict(key, value, s.text, attributes) or rule_conflict(fact.text, s.text)
+            if reason:
+                findings.append(Finding(s, fact, f"rule: {reason}", 1.0))
         # The NLI model reads one claim at a time: on the default model's long sentences ("It is made of
         # steel, and it keeps drinks hot for 6 hours, ensuring ...") it called unrelated attributes
         # contradicted. A sentence's score is its most contradicting clause's.
-        pairs = [(s, f, c) for s in sents for key, f in zip(attributes, facts) if keyed[id(s)] in (None, key)
-                 for c in clauses(s.text)]
+        pairs = [(s, f, c) for s, _, _, f in checks for c in clauses(s.text)]
         if self.nli is not None and pairs:
             probs = self.nli.predict([f.text for _, f, _ in pairs], [c for _, _, c in pairs])[:, 2]
             worst: dict[tuple[int, int], tuple[float, Sentence, Sentence]] = {}
