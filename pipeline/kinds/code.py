@@ -62,6 +62,18 @@ def _is_code_line(text: str) -> bool:
             or bool(re.fullmatch(r"\s*[A-Za-z_]\w*\s*\(.*\)\s*(->.*)?:?\s*", text)))
 
 
+def step_problems(steps: list[str]) -> list[tuple[str, str | None]]:
+    """Each plan step with what is wrong with it (code instead of a description, a repeat), or None."""
+    seen: set[str] = set()
+    out = []
+    for step in steps:
+        key = step.strip().lower()
+        out.append((step, f"step {step!r} is code, not a description" if _is_code_line(step)
+                    else f"duplicate step {step!r}" if key in seen else None))
+        seen.add(key)
+    return out
+
+
 def task_summary(job_input: dict[str, Any], limit: int = 90) -> str:
     """One line saying what the function does: the task's own docstring when the prompt is a stub, else
     the prompt's first sentence."""
@@ -118,23 +130,12 @@ class Code:
         doc = plan.get("docstring", "")
         if _is_code_line(doc):
             problems.append(f"docstring {doc!r} is code, not a description")
-        seen: set[str] = set()
-        for step in plan.get("steps", []):
-            if _is_code_line(step):
-                problems.append(f"step {step!r} is code, not a description")
-            elif step.strip().lower() in seen:
-                problems.append(f"duplicate step {step!r}")
-            seen.add(step.strip().lower())
-        return problems
+        return problems + [problem for _, problem in step_problems(plan.get("steps", [])) if problem]
 
     def repair_plan(self, job_input: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
         """After re-planning failed: keep the signature, take the docstring from the task, keep only
         the steps that describe (none is fine: the body is written from the docstring)."""
-        steps, seen = [], set()
-        for step in plan.get("steps", []):
-            if not _is_code_line(step) and step.strip().lower() not in seen:
-                steps.append(step)
-                seen.add(step.strip().lower())
+        steps = [step for step, problem in step_problems(plan.get("steps", [])) if not problem]
         return {"signature": plan.get("signature", ""), "docstring": task_summary(job_input), "steps": steps}
 
     def _prefix(self, plan: dict[str, Any]) -> str:
