@@ -47,6 +47,9 @@ class PlanResult:
     forward_passes: int = 0
     seconds: float = 0.0
     repaired: bool = False
+    drafts: list[dict[str, Any]] = field(default_factory=list)
+    """Every parsed plan, first round first: a repair starts from the earliest one it can fix (a
+    sampled re-plan can break what the greedy plan had right, e.g. a code signature that parsed)."""
 
     @property
     def ok(self) -> bool:
@@ -65,13 +68,21 @@ def make_plans(jobs: Sequence[ItemJob], lm: LoadedModel, *, seed: int = 0) -> di
             log.info("re-planning %d item(s) with sampling: %s", len(todo),
                      {j.item_id: results[j.item_id].problems[:2] for j in todo})
     for job in todo:  # still failing: a kind that can repair its plan does (e.g. facts from attributes)
-        kind, res = get_kind(job.kind), results[job.item_id]
-        repair = getattr(kind, "repair_plan", None)
-        if repair is not None and res.plan is not None:
-            repaired = repair(job.input, res.plan)
-            if not kind.check_plan(job.input, repaired):
-                res.plan, res.problems, res.repaired = repaired, [], True
+        repair_plan(job, results[job.item_id])
     return results
+
+
+def repair_plan(job: ItemJob, res: PlanResult) -> None:
+    """Replace a failing plan with the first of its drafts that the kind's repair makes pass."""
+    kind = get_kind(job.kind)
+    repair = getattr(kind, "repair_plan", None)
+    if repair is None:
+        return
+    for draft in res.drafts:
+        repaired = repair(job.input, draft)
+        if not kind.check_plan(job.input, repaired):
+            res.plan, res.problems, res.repaired = repaired, [], True
+            return
 
 
 def _plan_round(jobs: Sequence[ItemJob], lm: LoadedModel, results: dict[int, PlanResult], temperature: float,
@@ -104,3 +115,4 @@ def _plan_round(jobs: Sequence[ItemJob], lm: LoadedModel, results: dict[int, Pla
             res.plan, res.problems = res.plan, [f"plan is not valid JSON: {reason}"]
             continue
         res.plan, res.problems = plan, kind.check_plan(job.input, plan)
+        res.drafts.append(plan)

@@ -132,3 +132,48 @@ def test_code_body_span_starts_at_an_indented_comment_and_ends_at_column_zero():
     # the model's continuation: a step, the code, then test code back at column 0
     out = code.assemble(inp, plan, ["1. Add them\n    return a + b\n\nprint(add(1, 2))\n"])
     assert out == 'def add(a, b):\n    """Add two numbers."""\n    # 1. Add them\n    return a + b\n'
+
+
+def test_code_plan_rejects_debris_that_is_not_a_sentence():
+    code = get_kind("code")
+    inp = {"prompt": "Write a function factorial(n) that returns n!.", "tests": ["assert factorial(3) == 6"]}
+    plan = {"signature": "def factorial(n):", "docstring": "] }} ...", "steps": ["Compute n!", "}} ]"]}
+    problems = code.check_plan(inp, plan)
+    assert problems == ["docstring '] }} ...' is not a sentence", "step '}} ]' is not a sentence"]
+    # the task's own wording survives the check even when it is mostly symbols
+    series = {"prompt": "Write a function to calculate the sum of series 1³+2³+3³+….+n³.",
+              "tests": ["assert sum_series(7) == 784"]}
+    repaired = code.repair_plan(series, {"signature": "def sum_series(number):", "docstring": "}}", "steps": []})
+    assert code.check_plan(series, repaired) == []
+
+
+def test_plan_repair_starts_from_the_earliest_draft_it_can_fix():
+    from pipeline.jobs import ItemJob
+    from pipeline.planner import PlanResult, repair_plan
+
+    inp = {"prompt": "Write a function max_of_three(a, b, c) that returns the largest of three numbers.",
+           "tests": ["assert max_of_three(1, 2, 3) == 3"]}
+    greedy = {"signature": "def max_of_three(a, b, c):", "docstring": "max_of_three(a, b, c):", "steps": []}
+    sampled = {"signature": "def max_of_three(a, b, c:", "docstring": "Largest of three.", "steps": []}
+    job = ItemJob(item_id=1, run_no=1, kind="code", input=inp, params={}, mode="hybrid")
+    res = PlanResult(plan=sampled, problems=get_kind("code").check_plan(inp, sampled), drafts=[greedy, sampled])
+    repair_plan(job, res)
+    # the sampled re-plan broke the signature; the greedy draft's one is kept
+    assert res.ok and res.repaired and res.plan["signature"] == "def max_of_three(a, b, c):"
+    unfixable = PlanResult(plan=sampled, problems=["x"], drafts=[sampled])
+    repair_plan(job, unfixable)
+    assert not unfixable.ok and not unfixable.repaired
+
+
+def test_product_with_two_attributes_assembles_a_record_that_matches_the_schema():
+    import json
+
+    import jsonschema
+
+    kind = get_kind("product")
+    two = {"name": "Pocket Torch", "attributes": {"lumens": 300, "waterproof": True}}
+    plan = {"title": "Pocket Torch", "tagline": "Light that fits", "facts": ["300 lumens", "Waterproof"]}
+    assert kind.check_plan(two, plan) == []
+    record = json.loads(kind.assemble(two, plan, ["A bright little torch."]))
+    jsonschema.validate(record, kind.schema)
+    assert record["facts"] == ["300 lumens", "Waterproof", "Pocket Torch"]

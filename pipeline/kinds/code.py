@@ -62,14 +62,30 @@ def _is_code_line(text: str) -> bool:
             or bool(re.fullmatch(r"\s*[A-Za-z_]\w*\s*\(.*\)\s*(->.*)?:?\s*", text)))
 
 
+def _is_prose(text: str) -> bool:
+    """A word of 3+ letters, and at least half letters: the default model sometimes filled the docstring
+    with JSON debris ("] }} ...") that no code check catches. Loose enough for "Add.", "Compute n!"
+    and MBPP's "sum of series 1³+2³+…+n³"."""
+    letters = sum(c.isalpha() or c.isspace() for c in text)
+    return bool(re.search(r"[^\W\d_]{3}", text)) and letters >= 0.5 * len(text.strip())
+
+
+def description_problem(what: str, text: str) -> str | None:
+    """Why a docstring or step is not a description of the function, or None."""
+    if _is_code_line(text):
+        return f"{what} {text!r} is code, not a description"
+    if not _is_prose(text):
+        return f"{what} {text!r} is not a sentence"
+    return None
+
+
 def step_problems(steps: list[str]) -> list[tuple[str, str | None]]:
-    """Each plan step with what is wrong with it (code instead of a description, a repeat), or None."""
+    """Each plan step with what is wrong with it (code or debris instead of a description, a repeat), or None."""
     seen: set[str] = set()
     out = []
     for step in steps:
         key = step.strip().lower()
-        out.append((step, f"step {step!r} is code, not a description" if _is_code_line(step)
-                    else f"duplicate step {step!r}" if key in seen else None))
+        out.append((step, description_problem("step", step) or (f"duplicate step {step!r}" if key in seen else None)))
         seen.add(key)
     return out
 
@@ -127,10 +143,9 @@ class Code:
             problems.append(f"signature {sig!r} does not define {name}() that the tests call")
         # The default model often fills the docstring and steps with copies of the signature or the
         # tests; as comments above the body they led it to write no body at all.
-        doc = plan.get("docstring", "")
-        if _is_code_line(doc):
-            problems.append(f"docstring {doc!r} is code, not a description")
-        return problems + [problem for _, problem in step_problems(plan.get("steps", [])) if problem]
+        doc_problem = description_problem("docstring", plan.get("docstring", ""))
+        return (problems + ([doc_problem] if doc_problem else [])
+                + [problem for _, problem in step_problems(plan.get("steps", [])) if problem])
 
     def repair_plan(self, job_input: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
         """After re-planning failed: keep the signature, take the docstring from the task, keep only

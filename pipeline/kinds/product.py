@@ -45,12 +45,17 @@ def fact_bounds(job_input: dict[str, Any]) -> tuple[int, int]:
 
 
 def attribute_facts(job_input: dict[str, Any]) -> list[str]:
-    """Bullet facts stated from the attributes themselves ("Capacity: 350 ml", "Not dishwasher safe"); a
-    product with fewer than 3 attributes repeats its name to fill the record's 3 facts."""
+    """Bullet facts stated from the attributes themselves ("Capacity: 350 ml", "Not dishwasher safe")."""
     _, hi = fact_bounds(job_input)
     facts = [f"{k[:1].upper()}{k[1:]}: {v}" if not isinstance(v, bool) else
              (f"{k[:1].upper()}{k[1:]}" if v else f"Not {k}") for k, v in job_input["attributes"].items()]
-    return facts[:hi] + [job_input["name"]] * max(0, RECORD_SCHEMA["properties"]["facts"]["minItems"] - len(facts))
+    return padded_facts(facts[:hi], job_input)
+
+
+def padded_facts(facts: list[str], job_input: dict[str, Any]) -> list[str]:
+    """A record holds at least 3 facts; a product with fewer attributes repeats its name to fill them
+    (on both paths: the plan asks for one fact per attribute, and the fallback states them)."""
+    return facts + [job_input["name"]] * max(0, RECORD_SCHEMA["properties"]["facts"]["minItems"] - len(facts))
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,8 @@ class Product:
 
     def assemble(self, job_input: dict[str, Any], plan: dict[str, Any], texts: list[str]) -> str:
         record = {"title": plan["title"].strip(), "tagline": plan["tagline"].strip(),
-                  "facts": [f.strip() for f in plan["facts"]], "description": clean_paragraphs(texts[0])}
+                  "facts": padded_facts([f.strip() for f in plan["facts"]], job_input),
+                  "description": clean_paragraphs(texts[0])}
         return json.dumps(record, ensure_ascii=False, indent=2)
 
     def fallback(self, job_input: dict[str, Any], plan: dict[str, Any]) -> Fallback:
