@@ -160,8 +160,10 @@ def test_plan_repair_starts_from_the_earliest_draft_it_can_fix():
     repair_plan(job, res)
     # the sampled re-plan broke the signature; the greedy draft's one is kept
     assert res.ok and res.repaired and res.plan["signature"] == "def max_of_three(a, b, c):"
+    # no tests to take a signature from: nothing to repair from
+    untested = ItemJob(item_id=2, run_no=1, kind="code", input={"prompt": inp["prompt"]}, params={}, mode="hybrid")
     unfixable = PlanResult(plan=sampled, problems=["x"], drafts=[sampled])
-    repair_plan(job, unfixable)
+    repair_plan(untested, unfixable)
     assert not unfixable.ok and not unfixable.repaired
 
 
@@ -177,3 +179,20 @@ def test_product_with_two_attributes_assembles_a_record_that_matches_the_schema(
     record = json.loads(kind.assemble(two, plan, ["A bright little torch."]))
     jsonschema.validate(record, kind.schema)
     assert record["facts"] == ["300 lumens", "Waterproof", "Pocket Torch"]
+
+
+def test_code_plan_repair_takes_a_broken_signature_from_the_tests():
+    code = get_kind("code")
+    inp = {"prompt": "Write a function to find the list with minimum length using lambda function.",
+           "tests": ["assert min_length_list([[0], [1, 3], [5, 7]])==(1, [0])", "assert min_length_list([[1]])==(1, [1])"]}
+    broken = {"signature": "def min_length_list(fn: Callable[[List[Any]], Any]]):", "docstring": "Shortest list.",
+              "steps": ["find the shortest list"]}
+    assert any("does not parse" in p for p in code.check_plan(inp, broken))
+    repaired = code.repair_plan(inp, broken)
+    assert repaired["signature"] == "def min_length_list(arg1):"
+    assert code.check_plan(inp, repaired) == []
+    keyword = {"prompt": "Write a function.", "tests": ["assert scale(2, factor=3) == 6"]}
+    assert code.repair_plan(keyword, {"signature": "def scale(:", "steps": []})["signature"] == "def scale(arg1, factor):"
+    # a signature that was right is kept as the model wrote it
+    good = {**broken, "signature": "def min_length_list(lists):"}
+    assert code.repair_plan(inp, good)["signature"] == "def min_length_list(lists):"

@@ -111,27 +111,3 @@ def test_product_pairs_hold_out_products_and_phrasings():
     assert len(long_contradictions) >= len(train) // 10
     with pytest.raises(ValueError, match="part must be"):
         product_pairs("test")
-
-
-def test_composed_pairs_follow_from_the_labelled_ones():
-    from validators.contradiction.nli_compose import composed_pairs
-
-    rows = [{"source": "mnli", "premise": p, "hypothesis": h, "label": label}
-            for p, (e, n, c) in [("The shop opens at nine and sells bread.",
-                                  ("The shop sells bread.", "The bread is cheap.", "The shop sells no bread.")),
-                                 ("A dog sleeps on the porch.", ("An animal rests.", "The dog is old.", "A dog runs."))]
-            for h, label in ((e, "entailment"), (n, "neutral"), (c, "contradiction"))]
-    out = composed_pairs(rows, seed=3)
-    joined = {(r["premise"], r["label"]): r["hypothesis"] for r in out if r["composed"].startswith("entailment")}
-    assert len(joined) == 4  # per premise: entailment + contradiction, entailment + neutral
-    both = joined[("A dog sleeps on the porch.", "contradiction")]
-    assert sorted(both.split(". ")) == ["A dog runs.", "An animal rests"] or sorted(both.split(". ")) == [
-        "A dog runs", "An animal rests."]
-    assert "The bread is cheap" in joined[("The shop opens at nine and sells bread.", "neutral")]
-    added = [r for r in out if r["composed"] == "unrelated premise added"]
-    assert added and all(r["label"] == next(o["label"] for o in rows if o["hypothesis"] == r["hypothesis"])
-                         for r in added)
-    assert all(len(r["premise"]) > max(len(o["premise"]) for o in rows if o["hypothesis"] == r["hypothesis"])
-               for r in added)
-    assert composed_pairs(rows, seed=3) == out  # repeatable
-    assert not {(r["premise"], r["hypothesis"]) for r in out} & {(r["premise"], r["hypothesis"]) for r in rows}

