@@ -87,6 +87,12 @@ def test_with_imports_adds_only_used_standard_modules():
     assert with_imports("def f(s):\n    return re.findall('a', s)\n").startswith("import re\n")
     assert with_imports("import math\ndef f(x):\n    return math.sqrt(x)\n").count("import math") == 1
     assert with_imports("def f(x):\n    return x\n") == "def f(x):\n    return x\n"
+    typed = with_imports("def f(fn: Callable[[int], int], xs: List[int]) -> Optional[int]:\n    return None\n")
+    assert typed.startswith("from typing import Callable, List, Optional\n\ndef f(")
+    exec(compile(typed, "<typed>", "exec"), {})  # the annotations resolve
+    imported = "from typing import List\ndef f(xs: List[int]):\n    return xs\n"
+    assert with_imports(imported) == imported
+    assert with_imports("def f(x):\n    return x.Any\n") == "def f(x):\n    return x.Any\n"  # an attribute, not a hint
 
 
 def test_fallbacks_are_guidance_for_structured_kinds():

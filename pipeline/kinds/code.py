@@ -43,9 +43,19 @@ def given_signature(job_input: dict[str, Any]) -> str | None:
 
 
 def with_imports(code: str) -> str:
+    """The code with imports for the standard modules and typing names it uses but does not import
+    (annotations such as "Callable[[int], int]" in a signature fail with NameError when it runs)."""
     used = [m for m in STDLIB if re.search(rf"\b{m}\.", code) and not re.search(rf"^\s*(import|from) {m}\b", code, re.M)]
-    return "".join(f"import {m}\n" for m in used) + ("\n" if used else "") + code
+    lines = [f"import {m}\n" for m in used]
+    hints = [n for n in TYPING_NAMES if re.search(rf"(?<![\w.]){n}\b", code)
+             and not re.search(rf"^\s*(from\s+\S+\s+import\b.*\b{n}\b|class\s+{n}\b|{n}\s*=)", code, re.M)]
+    if hints:
+        lines.append(f"from typing import {', '.join(hints)}\n")
+    return "".join(lines) + ("\n" if lines else "") + code
 
+
+TYPING_NAMES = ("Any", "Callable", "Dict", "Iterable", "Iterator", "List", "Optional", "Sequence", "Set", "Tuple",
+                "Union")
 
 BODY_START = "    # "  # where the body span starts (see Code.spans)
 
