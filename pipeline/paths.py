@@ -71,8 +71,9 @@ def run_spans_path(jobs: Sequence[ItemJob], plans: dict[int, PlanResult], runtim
         seeds = [int(next(j for j in planned if j.item_id == i).params.get("seed", settings.seed)) * 31 + k
                  for i, k in members]
         if decoder == "refiner":
-            block, sub, tau = key
-            generate = refiner_generator(runtime.refiner, DecodeConfig(block_size=block, sub_block_size=sub),
+            block, sub, tau, no_repeat = key
+            generate = refiner_generator(runtime.refiner, DecodeConfig(block_size=block, sub_block_size=sub,
+                                                                       no_repeat_ngram=no_repeat),
                                          Strategy("threshold", threshold=tau))
         else:
             generate = ar_generator(runtime.planner, temperature=temperature, top_p=settings.top_p)

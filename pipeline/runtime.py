@@ -65,8 +65,8 @@ class Runtime:
                     self._guidance = guidance.models.Transformers(lm.model, lm.tokenizer, echo=False)
             return self._guidance
 
-    def refine_settings(self, kind: str) -> tuple[int, int, float]:
-        """(block size, sub-block size, threshold) for a kind's spans."""
+    def refine_settings(self, kind: str) -> tuple[int, int, float, int]:
+        """(block size, sub-block size, threshold, no-repeat n-gram length) for a kind's spans."""
         return refine_settings(self.settings, kind)
 
 
@@ -83,13 +83,16 @@ def refiner_family_and_adapter(settings: Settings, planner: LoadedModel):
     return "smollm2-block-lora", settings.refiner_adapter
 
 
-def refine_settings(settings: Settings, kind: str) -> tuple[int, int, float]:
+def refine_settings(settings: Settings, kind: str) -> tuple[int, int, float, int]:
     values = {"block": settings.refiner_block_size, "sub": settings.refiner_sub_block_size,
-              "threshold": settings.refiner_threshold}
+              "threshold": settings.refiner_threshold, "no_repeat": settings.refiner_no_repeat_ngram}
     values.update(parse_overrides(settings.refiner_overrides).get(kind, {}))
     block = int(values["block"])
     sub = int(values["sub"]) or block
-    return block, sub, float(values["threshold"])
+    no_repeat = int(values["no_repeat"])
+    if no_repeat < 0 or no_repeat == 1:
+        raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: {kind} no_repeat={no_repeat} must be 0 (off) or >= 2")
+    return block, sub, float(values["threshold"]), no_repeat
 
 
 @lru_cache(maxsize=8)
@@ -102,8 +105,9 @@ def parse_overrides(text: str) -> dict[str, dict[str, float]]:
             raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: {part!r} should look like 'code:threshold=0.95,block=4'")
         for assignment in assignments.split(","):
             key, _, value = assignment.partition("=")
-            if key.strip() not in {"block", "sub", "threshold"}:
-                raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: unknown key {key.strip()!r} (block, sub, threshold)")
+            if key.strip() not in {"block", "sub", "threshold", "no_repeat"}:
+                raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: unknown key {key.strip()!r} "
+                                 "(block, sub, threshold, no_repeat)")
             try:
                 out.setdefault(kind.strip(), {})[key.strip()] = float(value)
             except ValueError:

@@ -75,8 +75,12 @@ class Settings:
     refiner_block_size: int = setting(4, "Refiner block size (tokens committed to the cache together).")
     refiner_sub_block_size: int = setting(0, "Refiner sub-block size; 0 means the block size.")
     refiner_threshold: float = setting(0.9, "Refiner confidence threshold τ (commit positions at or above it).")
+    refiner_no_repeat_ngram: int = setting(
+        0, "Refiner: never commit a token that repeats an n-gram of the span (n >= 2; 0: off). Code repeats "
+           "n-grams by nature, so set it per kind in HYBRIDGEN_REFINER_OVERRIDES (e.g. 'article:no_repeat=6')."
+    )
     refiner_overrides: str = setting(
-        "", "Per-kind refiner settings, e.g. 'code:threshold=0.95,block=4;article:threshold=0.85'."
+        "", "Per-kind refiner settings, e.g. 'code:threshold=0.95,block=4;article:threshold=0.85,no_repeat=6'."
     )
     # -- queue -------------------------------------------------------------------------------
     chunk_size: int = setting(8, "Items per queue task; they are generated as one batch.")
@@ -179,6 +183,9 @@ class Settings:
         unknown = {k.strip() for k in self.hybrid_kinds.split(",") if k.strip()} - {"article", "product", "code"}
         if unknown:
             raise SettingsError(f"HYBRIDGEN_HYBRID_KINDS names unknown kinds {sorted(unknown)}")
+        if self.refiner_no_repeat_ngram < 0 or self.refiner_no_repeat_ngram == 1:
+            raise SettingsError(f"HYBRIDGEN_REFINER_NO_REPEAT_NGRAM={self.refiner_no_repeat_ngram} must be 0 (off) "
+                                "or an n-gram length >= 2")
         if not 0.0 < self.refiner_threshold <= 1.0:
             raise SettingsError(f"HYBRIDGEN_REFINER_THRESHOLD={self.refiner_threshold} must be in (0, 1]")
 

@@ -90,3 +90,38 @@ def test_default_model_short_span_parity(model_cache_dir):
     fast = generate_diffusion(PackedBlockModel(lm.model), prompts, **kw)
     ref = generate_reference(lm.model, prompts, **kw)
     assert [r.token_ids for r in fast] == [r.token_ids for r in ref]
+
+
+def _repeated_ngrams(tokens: list[int], n: int) -> int:
+    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return len(grams) - len(set(grams))
+
+
+@pytest.mark.parametrize("family", ["tiny-shifted", "tiny-unshifted"])
+def test_no_repeat_ngram_holds_in_both_decoders(family):
+    m = model("tiny-llama")
+    plain = decode(m, family=family, max_new_tokens=40)
+    # a random tiny model loops: the rule has something to stop
+    assert any(_repeated_ngrams(r.token_ids, 3) for r in plain)
+    for strategy in STRATEGIES:
+        fast = decode(m, family=family, strategy=strategy, max_new_tokens=40, no_repeat_ngram=3)
+        ref = decode(m, family=family, strategy=strategy, max_new_tokens=40, no_repeat_ngram=3, reference=True)
+        assert [r.token_ids for r in fast] == [r.token_ids for r in ref], strategy
+        assert all(_repeated_ngrams(r.token_ids, 3) == 0 for r in fast), strategy
+
+
+def test_ban_repeated_ngrams_forbids_only_the_repeating_token():
+    from generators.diffusion.proposals import ban_repeated_ngrams
+
+    # prompt [9], output "5 6 7 5 6" then two open slots (P=1); n=3: after "5 6" the 7 is banned
+    x = torch.tensor([[9, 5, 6, 7, 5, 6, 0, 0]])
+    committed = torch.tensor([[True] * 6 + [False] * 2])
+    logits = torch.zeros((1, 2, 10))
+    out = ban_repeated_ngrams(logits, x, committed, start=1, lo=6, n=3)
+    assert out[0, 0, 7] == float("-inf") and torch.isfinite(out[0, 0, :7]).all() and torch.isfinite(out[0, 0, 8:]).all()
+    assert torch.isfinite(out[0, 1]).all()  # its context ("6", slot 6) is not committed yet
+    # the prompt's n-grams do not count: "9 5" never banned anything
+    assert ban_repeated_ngrams(logits, x, committed, start=1, lo=6, n=2)[0, 0].isinf().nonzero().flatten().tolist() == [7]
+    with pytest.raises(ValueError, match="no_repeat_ngram"):
+        from generators.diffusion.proposals import DecodeConfig
+        DecodeConfig(no_repeat_ngram=1)

@@ -125,10 +125,13 @@ def test_attempt_rows_and_status_are_stored(runtime, db_url):
 
 
 def test_refiner_overrides_per_kind(tiny_settings):
-    s = tiny_settings.replace(refiner_overrides="code:threshold=0.95,block=8;article:sub=2", refiner_block_size=4)
-    assert refine_settings(s, "code") == (8, 8, 0.95)
-    assert refine_settings(s, "article") == (4, 2, 0.9)
-    assert refine_settings(s, "product") == (4, 4, 0.9)
+    s = tiny_settings.replace(refiner_overrides="code:threshold=0.95,block=8;article:sub=2,no_repeat=6",
+                              refiner_block_size=4)
+    assert refine_settings(s, "code") == (8, 8, 0.95, 0)
+    assert refine_settings(s, "article") == (4, 2, 0.9, 6)
+    assert refine_settings(s, "product") == (4, 4, 0.9, 0)
+    with pytest.raises(ValueError, match="no_repeat=1 must be"):
+        refine_settings(tiny_settings.replace(refiner_overrides="article:no_repeat=1"), "article")
     for bad in ("poem:threshold=1", "code:speed=2", "code:threshold=high", "code"):
         with pytest.raises(ValueError, match="HYBRIDGEN_REFINER_OVERRIDES"):
             parse_overrides(bad)

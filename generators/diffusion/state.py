@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from generators.diffusion.proposals import DecodeConfig, propose
+from generators.diffusion.proposals import DecodeConfig, ban_repeated_ngrams, propose, repeats_ngram_at
 from generators.diffusion.strategies import Strategy
 from generators.prompts import left_pad
 from generators.results import RowResult
@@ -67,7 +67,7 @@ class DecodeState:
     def commit_first_token(self, s: int, logits: torch.Tensor, config: DecodeConfig) -> None:
         """Shifted families: block position 0 is the AR prediction of the last clean token; take it."""
         cand = self.candidates(s, s + 1)  # (R, 1)
-        tokens, _ = propose(logits[:, None], config.temperature, config.top_p, self.generators, draw=cand[:, 0])
+        tokens, _ = propose(self._allowed(logits[:, None], s, config), config.temperature, config.top_p, self.generators, draw=cand[:, 0])
         self._commit(s, tokens, cand)
 
     def step(self, s: int, ws: int, logits: torch.Tensor, config: DecodeConfig, strategy: Strategy,
@@ -77,9 +77,46 @@ class DecodeState:
         cand = self.candidates(lo, lo + logits.shape[1])  # (R, b)
         if not bool(cand.any()):
             return
+        logits = self._allowed(logits, lo, config)
         tokens, conf = propose(logits, config.temperature, config.top_p, self.generators, draw=cand.any(-1))
         chosen = strategy.select(conf, cand, steps_left=steps_left, force=force)
+        if config.no_repeat_ngram:
+            chosen = self._without_repeats(lo, tokens, chosen, cand, logits, config.no_repeat_ngram, force)
         self._commit(lo, tokens, chosen)
+
+    def _allowed(self, logits: torch.Tensor, lo: int, config: DecodeConfig) -> torch.Tensor:
+        """logits (R, b, V) for positions lo.. with the decoding rules that forbid tokens applied."""
+        if not config.no_repeat_ngram:
+            return logits
+        return ban_repeated_ngrams(logits, self.x, self.committed, self.P, lo, config.no_repeat_ngram)
+
+    def _without_repeats(self, lo: int, tokens: torch.Tensor, chosen: torch.Tensor, cand: torch.Tensor,
+                         logits: torch.Tensor, n: int, force: bool, alternatives: int = 8) -> torch.Tensor:
+        """Drop the chosen positions whose token would repeat an n-gram, counting the tokens chosen in
+        this same step (the logits ban sees only committed context, so e.g. a run "a a a a" filled in
+        one step, or around one gap, gets past it). A row left with nothing commits, at its first
+        candidate, the most likely of its top `alternatives` tokens that repeats nothing (else the
+        proposal: progress wins). `tokens` is updated in place for those rows."""
+        x, known, keep = self.x.clone(), self.committed.clone(), chosen.clone()
+        for k in range(tokens.shape[1]):
+            q = lo + k
+            x[:, q] = torch.where(keep[:, k], tokens[:, k], x[:, q])
+            known[:, q] |= keep[:, k]
+            bad = keep[:, k] & repeats_ngram_at(x, known, self.P, q, n)
+            keep[:, k] &= ~bad
+            known[:, q] &= ~bad
+        stalled = cand.any(-1) & ~keep.any(-1)  # (R,)
+        for i in stalled.nonzero().flatten().tolist() if force else []:
+            k = int(cand[i].nonzero()[0])
+            q = lo + k
+            for t in logits[i, k].topk(alternatives).indices.tolist():
+                x_i, known_i = self.x[i:i + 1].clone(), self.committed[i:i + 1].clone()
+                x_i[0, q], known_i[0, q] = t, True
+                if not bool(repeats_ngram_at(x_i, known_i, self.P, q, n)[0]):
+                    tokens[i, k] = t
+                    break
+            keep[i, k] = True
+        return keep
 
     def _commit(self, lo: int, tokens: torch.Tensor, chosen: torch.Tensor) -> None:
         hi = lo + tokens.shape[1]
