@@ -80,7 +80,9 @@ class Settings:
            "n-grams by nature, so set it per kind in HYBRIDGEN_REFINER_OVERRIDES (e.g. 'article:no_repeat=6')."
     )
     refiner_overrides: str = setting(
-        "", "Per-kind refiner settings, e.g. 'code:threshold=0.95,block=4;article:threshold=0.85,no_repeat=6'."
+        "article:no_repeat=6",
+        "Per-kind refiner settings, e.g. 'code:threshold=0.95,block=4;article:threshold=0.85,no_repeat=6'. The "
+        "default stops the refiner's article sections from looping (docs/benchmarks.md); setting this replaces it."
     )
     # -- queue -------------------------------------------------------------------------------
     chunk_size: int = setting(8, "Items per queue task; they are generated as one batch.")

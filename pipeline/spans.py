@@ -1,7 +1,8 @@
 """Writing spans: every span of every item in a chunk in one batched decode (refiner or AR).
 
 Stop sequences (e.g. the next section's heading) end a span early; they are checked on the decoded
-text of the committed prefix, and the span is cut before them.
+text of the committed prefix, and the span is cut before them. A prose span that its token budget
+cut keeps its complete sentences only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from generators.diffusion.proposals import DecodeConfig
 from generators.diffusion.strategies import Strategy
 from generators.prompts import chat_ids
 from pipeline.kinds.base import Span
+from pipeline.text import complete_sentences
 
 
 @dataclass
@@ -63,6 +65,8 @@ def write_spans(spans: Sequence[Span], *, tokenizer, generate: Callable, seeds: 
     out = SpanBatch(seconds=time.perf_counter() - t0)
     for span, ids, row in zip(spans, prompts, rows):
         text = _cut_at_stop(tokenizer.decode(row.token_ids, skip_special_tokens=False), span.stop)
+        if span.finish_sentences and row.finish_reason == "length":
+            text = complete_sentences(text)
         out.texts.append(SpanText(text, len(ids), row.generated_tokens, row.forward_passes, row.finish_reason))
     return out
 

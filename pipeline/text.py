@@ -27,3 +27,13 @@ def clean_paragraphs(text: str, drop_heading: str | None = None) -> str:
 def _is_title_line(line: str, heading: str | None) -> bool:
     bare = re.sub(r"[*_#:\"]", "", line).strip().lower()
     return bool(heading) and bare == heading.strip().lower()
+
+
+SENTENCE_END = re.compile(r"[.!?][\"')\]*]*(?=\s|$)")
+
+
+def complete_sentences(text: str) -> str:
+    """The text up to its last sentence end, for prose that a token budget cut mid-sentence
+    ("... to support the growth of"); unchanged when no sentence ends in it."""
+    ends = list(SENTENCE_END.finditer(text))
+    return text[:ends[-1].end()] if ends else text

@@ -202,3 +202,36 @@ def test_code_plan_repair_takes_a_broken_signature_from_the_tests():
     # a signature that was right is kept as the model wrote it
     good = {**broken, "signature": "def min_length_list(lists):"}
     assert code.repair_plan(inp, good)["signature"] == "def min_length_list(lists):"
+
+
+def test_prose_spans_cut_by_their_budget_keep_their_complete_sentences():
+    from generators.results import RowResult
+    from pipeline.kinds.base import Prompt, Span
+    from pipeline.spans import write_spans
+    from pipeline.text import complete_sentences
+
+    assert complete_sentences('Compost feeds soil. It holds "water." Roots grow through the') == \
+        'Compost feeds soil. It holds "water."'
+    assert complete_sentences("No sentence ends here") == "No sentence ends here"
+    assert complete_sentences("Version 2.5 is out! Then") == "Version 2.5 is out!"  # a decimal point is no end
+
+    class CharTokenizer:  # one token per character; enough for write_spans
+        def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+            return messages[-1]["content"] + "\n"
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [ord(c) for c in text]}
+
+        def decode(self, ids, skip_special_tokens=False):
+            return "".join(map(chr, ids))
+
+    written = "Compost feeds soil. Roots grow through the"
+    rows = [RowResult([ord(c) for c in written], 10, 0.1, reason) for reason in ("length", "length", "eos")]
+    spans = [Span("prose", Prompt("p"), 64, finish_sentences=True), Span("code", Prompt("p"), 64),
+             Span("prose", Prompt("p"), 64, finish_sentences=True)]
+    batch = write_spans(spans, tokenizer=CharTokenizer(), generate=lambda prompts, caps, checker, seeds: rows,
+                        seeds=[0, 0, 0])
+    # cut by the budget: trimmed; code, or prose that ended by itself: as written
+    assert [t.text for t in batch.texts] == ["Compost feeds soil.", written, written]
+    assert all(s.finish_sentences for s in get_kind("article").spans(ARTICLE_IN, {
+        "title": "T", "sections": [{"heading": "A", "points": ["x"]}, {"heading": "B", "points": ["y"]}]}))

@@ -97,6 +97,7 @@ class Article:
                               f"Cover: {', '.join(s['points'])}. Write one paragraph."),
                 max_new_tokens=self.span_tokens,
                 stop=("\n#", "<|im_start|>"),
+                finish_sentences=True,
             )
             for i, s in enumerate(plan["sections"])
         ]

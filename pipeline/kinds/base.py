@@ -40,6 +40,8 @@ class Span:
     prompt: Prompt
     max_new_tokens: int
     stop: tuple[str, ...] = ()
+    finish_sentences: bool = False
+    """Prose: when the token budget cuts the span, keep only its complete sentences."""
 
 
 @dataclass(frozen=True)

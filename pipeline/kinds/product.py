@@ -113,6 +113,7 @@ class Product:
                           "Use only these facts. Write one paragraph."),
             max_new_tokens=self.span_tokens,
             stop=("<|im_start|>", "\n\n\n"),
+            finish_sentences=True,
         )]
 
     def assemble(self, job_input: dict[str, Any], plan: dict[str, Any], texts: list[str]) -> str:
