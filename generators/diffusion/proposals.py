@@ -89,7 +89,7 @@ def ban_repeated_ngrams(logits: torch.Tensor, x: torch.Tensor, committed: torch.
     grams_known = out_known.unfold(1, n, 1).all(-1)  # (R, M)
     w = x.shape[1]
     q = torch.arange(lo, lo + b, device=x.device)  # (b,)
-    hits = torch.zeros((r, b, v), device=x.device)
+    hits = None  # (R, b, V) counts, made at the first match: most steps of most rows have none
     for j in range(n):  # q is place j of the n-gram [q-j, q-j+n)
         at = q[:, None] - j + torch.arange(n, device=x.device)[None, :]  # (b, n) absolute positions
         inside = ((at >= start) & (at < w)).all(-1)  # (b,)
@@ -100,8 +100,9 @@ def ban_repeated_ngrams(logits: torch.Tensor, x: torch.Tensor, committed: torch.
         match = ((grams[:, None, :, others] == ctx[:, :, None, others]).all(-1)
                  & grams_known[:, None, :] & ctx_ok[:, :, None])  # (R, b, M)
         if bool(match.any()):
+            hits = torch.zeros((r, b, v), device=x.device) if hits is None else hits
             hits.scatter_add_(2, grams[..., j][:, None, :].expand(r, b, -1), match.float())
-    return logits.masked_fill(hits > 0, float("-inf"))
+    return logits if hits is None else logits.masked_fill(hits > 0, float("-inf"))
 
 
 def repeats_ngram_at(x: torch.Tensor, known: torch.Tensor, start: int, q: int, n: int) -> torch.Tensor:

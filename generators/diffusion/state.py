@@ -67,7 +67,8 @@ class DecodeState:
     def commit_first_token(self, s: int, logits: torch.Tensor, config: DecodeConfig) -> None:
         """Shifted families: block position 0 is the AR prediction of the last clean token; take it."""
         cand = self.candidates(s, s + 1)  # (R, 1)
-        tokens, _ = propose(self._allowed(logits[:, None], s, config), config.temperature, config.top_p, self.generators, draw=cand[:, 0])
+        tokens, _ = propose(self._allowed(logits[:, None], s, config), config.temperature, config.top_p,
+                            self.generators, draw=cand[:, 0])
         self._commit(s, tokens, cand)
 
     def step(self, s: int, ws: int, logits: torch.Tensor, config: DecodeConfig, strategy: Strategy,
