@@ -89,10 +89,7 @@ def refine_settings(settings: Settings, kind: str) -> tuple[int, int, float, int
     values.update(parse_overrides(settings.refiner_overrides).get(kind, {}))
     block = int(values["block"])
     sub = int(values["sub"]) or block
-    no_repeat = int(values["no_repeat"])
-    if no_repeat < 0 or no_repeat == 1:
-        raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: {kind} no_repeat={no_repeat} must be 0 (off) or >= 2")
-    return block, sub, float(values["threshold"]), no_repeat
+    return block, sub, float(values["threshold"]), int(values["no_repeat"])
 
 
 @lru_cache(maxsize=8)
@@ -109,7 +106,11 @@ def parse_overrides(text: str) -> dict[str, dict[str, float]]:
                 raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: unknown key {key.strip()!r} "
                                  "(block, sub, threshold, no_repeat)")
             try:
-                out.setdefault(kind.strip(), {})[key.strip()] = float(value)
+                number = float(value)
             except ValueError:
                 raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: {assignment!r} needs a number") from None
+            if key.strip() == "no_repeat" and not (number == 0 or (number >= 2 and number.is_integer())):
+                raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: {kind.strip()} no_repeat={value.strip()} must be 0 "
+                                 "(off) or an n-gram length >= 2")
+            out.setdefault(kind.strip(), {})[key.strip()] = number
     return out
