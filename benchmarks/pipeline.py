@@ -92,6 +92,7 @@ def collect(sessions, ids, seconds, runtime, n_examples: int) -> dict:
         "final_pass_rate": round(len(done) / max(1, len(items)), 3),
         "fallback_rate": round(len(fallback) / max(1, len(items)), 3),
         "mbpp_pass_rate": round(len(mbpp_pass) / max(1, len(mbpp)), 3), "mbpp_items": len(mbpp),
+        "rescued_by_retries": sum(1 for a in attempts if a.passed and (a.timings or {}).get("retry_passed_version")),
         "tokens_per_forward": round(tokens / max(1, forwards), 3),
         "gen_ppl": round(gen_ppl(runtime.planner, [i.output or "" for i in items]), 2),
         "attempts": [attempt_row(i, a) for i in items for a in by_item.get(i.id, [])],
@@ -99,12 +100,22 @@ def collect(sessions, ids, seconds, runtime, n_examples: int) -> dict:
 
 
 def attempt_row(item, attempt) -> tuple:
-    """(job, path, passed, what failed) for the "why" table: the failing validators and the first's message."""
-    failed = [r for r in attempt.reports if not r["passed"]]
+    """(job, path, passed, retry, what failed) for the "why" table: the failing validators (the retries'
+    own summary aside) and the first one's message."""
+    failed = [r for r in attempt.reports if not r["passed"] and r["validator"] != "retries"]
     why = "; ".join(r["validator"] for r in failed)
     if failed:
         why += f" ({failed[0]['message'][:70]})"
-    return (f"{item.kind} line {item.line_no}", attempt.path, attempt.passed, why)
+    return (f"{item.kind} line {item.line_no}", attempt.path, attempt.passed, retry_note(attempt), why)
+
+
+def retry_note(attempt) -> str:
+    """What the sampled retries of an attempt did (pipeline/retries.py): '2 of 3', 'none of 3', or ''."""
+    t = attempt.timings or {}
+    if not t.get("retry_samples"):
+        return ""
+    passed = t.get("retry_passed_version")
+    return f"{passed} of {t['retry_samples']}" if passed else f"none of {t['retry_samples']}"
 
 
 def _sandbox_passed(attempts) -> bool:
@@ -172,11 +183,11 @@ def main() -> None:
     results = {mode: run_mode(mode, jobs, settings, n_examples) for mode in ("ar", "hybrid")}
     print(f"machine: {machine()}; {len(jobs)} jobs per mode")
     keys = ["items", "seconds", "validated_items_per_hour", "first_pass_rate", "final_pass_rate", "fallback_rate",
-            "mbpp_pass_rate", "tokens_per_forward", "gen_ppl"]
+            "mbpp_pass_rate", "rescued_by_retries", "tokens_per_forward", "gen_ppl"]
     print_table("pipeline: AR vs hybrid on the same jobs", ["metric", "ar", "hybrid"],
                 [(k, results["ar"][k], results["hybrid"][k]) for k in keys])
     for mode in ("ar", "hybrid"):
-        print_table(f"{mode} attempts: what failed", ["job", "path", "passed", "failed validators"],
+        print_table(f"{mode} attempts: what failed", ["job", "path", "passed", "retry passed", "failed validators"],
                     results[mode]["attempts"])
     args.png.parent.mkdir(parents=True, exist_ok=True)
     plot(results, args.png)

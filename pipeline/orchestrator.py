@@ -22,6 +22,7 @@ from pipeline.heartbeat import Heartbeat
 from pipeline.jobs import ItemJob, ItemOutcome
 from pipeline.runtime import Runtime
 from pipeline.paths import run_fallback, run_planned
+from pipeline.retries import retry_failed
 from pipeline.storage.models import AttemptPath, Batch, Item, ItemStatus
 from pipeline.storage.queries import AttemptRecord, Claim, claim_items, finish_item
 from pipeline.storage.types import utcnow
@@ -171,12 +172,14 @@ def _final(attempts: list[AttemptRecord]) -> ItemOutcome:
 
 
 def _ar(jobs: list[ItemJob], runtime: Runtime) -> dict[int, ItemOutcome]:
-    attempts = run_planned(jobs, runtime, decoder="ar", path=AttemptPath.ar.value)
+    attempts = retry_failed(jobs, run_planned(jobs, runtime, decoder="ar", path=AttemptPath.ar.value), runtime)
     return {j.item_id: _final([attempts[j.item_id]]) for j in jobs}
 
 
 def _hybrid(jobs: list[ItemJob], runtime: Runtime) -> dict[int, ItemOutcome]:
     first = run_planned(jobs, runtime, decoder="refiner", path=AttemptPath.hybrid.value)
     failed = [j for j in jobs if not first[j.item_id].passed]
-    second = run_fallback(failed, {j.item_id: first[j.item_id].plan for j in failed}, runtime) if failed else {}
+    # the hybrid attempt is the cheap first try; retries are for the AR fallback (pipeline/retries.py)
+    second = retry_failed(failed, run_fallback(failed, {j.item_id: first[j.item_id].plan for j in failed}, runtime),
+                          runtime) if failed else {}
     return {j.item_id: _final([first[j.item_id]] + ([second[j.item_id]] if j.item_id in second else [])) for j in jobs}

@@ -55,21 +55,30 @@ def plan_reports(plan: PlanResult) -> list[Report]:
 def run_spans_path(jobs: Sequence[ItemJob], plans: dict[int, PlanResult], runtime: Runtime, *,
                    decoder: str, temperature: float = 0.0) -> dict[int, Drafted]:
     """Spans of every planned item, batched; decoder is 'refiner' or 'ar' (greedy unless a temperature)."""
+    return {i: versions[0] for i, versions in
+            draft_versions(jobs, plans, runtime, decoder=decoder, temperature=temperature).items()}
+
+
+def draft_versions(jobs: Sequence[ItemJob], plans: dict[int, PlanResult], runtime: Runtime, *, decoder: str,
+                   temperature: float = 0.0, versions: int = 1, seed_salt: int = 0) -> dict[int, list[Drafted]]:
+    """`versions` drafts of every item (each a different seed when sampling), all spans of all of them in
+    one batched decode per decoder setting. An item whose plan failed gets one Drafted without output."""
     settings = runtime.settings
     planned = [j for j in jobs if plans[j.item_id].ok]  # a plan that failed its checks goes to the fallback
     spans_by_item = {j.item_id: get_kind(j.kind).spans(j.input, plans[j.item_id].plan) for j in planned}
     # one batched decode per distinct decoder setting (kinds may have their own threshold / block size)
-    groups: dict[Any, list[tuple[int, int]]] = {}
+    groups: dict[Any, list[tuple[int, int, int]]] = {}  # key -> [(item id, version, span index)]
     for j in planned:
         key = runtime.refine_settings(j.kind) if decoder == "refiner" else "ar"
-        for s_index in range(len(spans_by_item[j.item_id])):
-            groups.setdefault(key, []).append((j.item_id, s_index))
-    texts: dict[tuple[int, int], Any] = {}
+        for v in range(versions):
+            for s_index in range(len(spans_by_item[j.item_id])):
+                groups.setdefault(key, []).append((j.item_id, v, s_index))
+    item_seed = {j.item_id: int(j.params.get("seed", settings.seed)) for j in planned}
+    texts: dict[tuple[int, int, int], Any] = {}
     seconds: dict[int, float] = {}
     for key, members in groups.items():
-        spans = [_capped(spans_by_item[i][k], settings.max_new_tokens) for i, k in members]
-        seeds = [int(next(j for j in planned if j.item_id == i).params.get("seed", settings.seed)) * 31 + k
-                 for i, k in members]
+        spans = [_capped(spans_by_item[i][k], settings.max_new_tokens) for i, _, k in members]
+        seeds = [item_seed[i] * 31 + k + 1009 * (v + seed_salt) for i, v, k in members]
         if decoder == "refiner":
             block, sub, tau, no_repeat = key
             generate = refiner_generator(runtime.refiner, DecodeConfig(block_size=block, sub_block_size=sub,
@@ -78,29 +87,33 @@ def run_spans_path(jobs: Sequence[ItemJob], plans: dict[int, PlanResult], runtim
         else:
             generate = ar_generator(runtime.planner, temperature=temperature, top_p=settings.top_p)
         batch: SpanBatch = write_spans(spans, tokenizer=runtime.planner.tokenizer, generate=generate, seeds=seeds)
-        for (i, k), t in zip(members, batch.texts):
-            texts[(i, k)] = t
+        for member, t in zip(members, batch.texts):
+            texts[member] = t
+        for i in {m[0] for m in members}:
             seconds[i] = seconds.get(i, 0.0) + batch.seconds
-    out: dict[int, Drafted] = {}
+    out: dict[int, list[Drafted]] = {}
     for j in jobs:
         plan = plans[j.item_id]
         base_timings = {"plan": round(plan.seconds, 4), "plan_tokens": plan.generated_tokens,
                         "plan_forwards": plan.forward_passes, "plan_rounds": plan.rounds,
                         "plan_repaired": plan.repaired}
         if not plan.ok:
-            out[j.item_id] = Drafted(None, plan.plan, plan.generated_tokens, plan.forward_passes, base_timings,
-                                     plan.problems or ["no plan"], plan.prompt_tokens)
+            out[j.item_id] = [Drafted(None, plan.plan, plan.generated_tokens, plan.forward_passes, base_timings,
+                                      plan.problems or ["no plan"], plan.prompt_tokens)]
             continue
-        parts = [texts[(j.item_id, k)] for k in range(len(spans_by_item[j.item_id]))]
-        tokens = sum(p.generated_tokens for p in parts)
-        forwards = sum(p.forward_passes for p in parts)
-        timings = {**base_timings, decoder: round(seconds.get(j.item_id, 0.0), 4), f"{decoder}_tokens": tokens,
-                   f"{decoder}_forwards": forwards,
-                   f"{decoder}_tokens_per_forward": round(tokens / forwards, 4) if forwards else 0.0,
-                   "span_finish": [p.finish_reason for p in parts]}
-        output = get_kind(j.kind).assemble(j.input, plan.plan, [p.text for p in parts])
-        out[j.item_id] = Drafted(output, plan.plan, plan.generated_tokens + tokens, plan.forward_passes + forwards,
-                                 timings, plan.problems, plan.prompt_tokens + sum(p.prompt_tokens for p in parts))
+        out[j.item_id] = []
+        for v in range(versions):
+            parts = [texts[(j.item_id, v, k)] for k in range(len(spans_by_item[j.item_id]))]
+            tokens = sum(p.generated_tokens for p in parts)
+            forwards = sum(p.forward_passes for p in parts)
+            timings = {**base_timings, decoder: round(seconds.get(j.item_id, 0.0), 4), f"{decoder}_tokens": tokens,
+                       f"{decoder}_forwards": forwards,
+                       f"{decoder}_tokens_per_forward": round(tokens / forwards, 4) if forwards else 0.0,
+                       "span_finish": [p.finish_reason for p in parts]}
+            output = get_kind(j.kind).assemble(j.input, plan.plan, [p.text for p in parts])
+            out[j.item_id].append(Drafted(output, plan.plan, plan.generated_tokens + tokens,
+                                          plan.forward_passes + forwards, timings, plan.problems,
+                                          plan.prompt_tokens + sum(p.prompt_tokens for p in parts)))
     return out
 
 

@@ -84,6 +84,13 @@ class Settings:
         "Per-kind refiner settings, e.g. 'code:threshold=0.95,block=4;article:threshold=0.85,no_repeat=6'. The "
         "default stops the refiner's article sections from looping (docs/benchmarks.md); setting this replaces it."
     )
+    retry_samples: str = setting(
+        "code=3",
+        "Per kind, 'kind=N,...': when an AR-written attempt (mode ar, or the fallback) fails validation, N "
+        "sampled versions of its spans are written under the same plan in one batch, and the first that passes "
+        "is kept. Code with tests gains most: the tests pick a working body. 0 or an empty value: no retries.",
+    )
+    retry_temperature: float = setting(0.8, "Sampling temperature of those retries (top-p is TOP_P).")
     # -- queue -------------------------------------------------------------------------------
     chunk_size: int = setting(8, "Items per queue task; they are generated as one batch.")
     queue_name: str = setting("hybridgen", "Celery queue that submit writes to and workers read.")
@@ -188,8 +195,23 @@ class Settings:
         if self.refiner_no_repeat_ngram < 0 or self.refiner_no_repeat_ngram == 1:
             raise SettingsError(f"HYBRIDGEN_REFINER_NO_REPEAT_NGRAM={self.refiner_no_repeat_ngram} must be 0 (off) "
                                 "or an n-gram length >= 2")
+        self.retry_samples_by_kind  # raises on a malformed value
+        if self.retry_temperature <= 0:
+            raise SettingsError(f"HYBRIDGEN_RETRY_TEMPERATURE={self.retry_temperature} must be > 0 (retries sample)")
         if not 0.0 < self.refiner_threshold <= 1.0:
             raise SettingsError(f"HYBRIDGEN_REFINER_THRESHOLD={self.refiner_threshold} must be in (0, 1]")
+
+    @property
+    def retry_samples_by_kind(self) -> dict[str, int]:
+        """HYBRIDGEN_RETRY_SAMPLES as {kind: samples}; kinds not named get none."""
+        out: dict[str, int] = {}
+        for part in filter(None, (p.strip() for p in self.retry_samples.split(","))):
+            kind, eq, number = (x.strip() for x in part.partition("="))
+            if kind not in {"article", "product", "code"} or not eq or not number.isdigit() or int(number) > 16:
+                raise SettingsError(f"HYBRIDGEN_RETRY_SAMPLES: {part!r} should look like 'code=3' (a kind: article, "
+                                    "product or code; a count from 0 to 16)")
+            out[kind] = int(number)
+        return out
 
     @property
     def is_embedded(self) -> bool:

@@ -146,6 +146,14 @@ def test_code_plan_rejects_debris_that_is_not_a_sentence():
     plan = {"signature": "def factorial(n):", "docstring": "] }} ...", "steps": ["Compute n!", "}} ]"]}
     problems = code.check_plan(inp, plan)
     assert problems == ["docstring '] }} ...' is not a sentence", "step '}} ]' is not a sentence"]
+    # debris in front of words (the default model's reverse_words plan) is not a sentence either
+    leading = dict(plan, docstring="] }}. The actual function is just a Python function that takes a sentence.",
+                   steps=["Compute n!"])
+    assert code.check_plan(inp, leading) == [f"docstring {leading['docstring']!r} is not a sentence"]
+    # a task written in Markdown still gives a docstring that passes
+    markdown = {"prompt": "## write a function to find the minimum number of jumps.", "tests": ["assert min_jumps([1]) == 0"]}
+    fixed = code.repair_plan(markdown, {"signature": "def min_jumps(arr):", "docstring": "]", "steps": []})
+    assert fixed["docstring"] == "Find the minimum number of jumps." and not code.check_plan(markdown, fixed)
     # the task's own wording survives the check even when it is mostly symbols
     series = {"prompt": "Write a function to calculate the sum of series 1³+2³+3³+….+n³.",
               "tests": ["assert sum_series(7) == 784"]}

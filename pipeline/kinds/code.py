@@ -74,11 +74,13 @@ def _is_code_line(text: str) -> bool:
 
 
 def _is_prose(text: str) -> bool:
-    """A word of 3+ letters, and at least half letters: the default model sometimes filled the docstring
-    with JSON debris ("] }} ...") that no code check catches. Loose enough for "Add.", "Compute n!"
-    and MBPP's "sum of series 1³+2³+…+n³"."""
+    """Starts like a sentence (a letter or digit, perhaps after a quote), has a word of 3+ letters, and
+    is at least half letters: the default model sometimes filled the docstring with JSON debris
+    ("] }} ...", or "] }}. The actual function is ..." that the letter count alone let through).
+    Loose enough for "Add.", "Compute n!" and MBPP's "sum of series 1³+2³+…+n³"."""
     letters = sum(c.isalpha() or c.isspace() for c in text)
-    return bool(re.search(r"[^\W\d_]{3}", text)) and letters >= 0.5 * len(text.strip())
+    return (bool(re.match(r"\s*[\"'`(]?[^\W_]", text)) and bool(re.search(r"[^\W\d_]{3}", text))
+            and letters >= 0.5 * len(text.strip()))
 
 
 def description_problem(what: str, text: str) -> str | None:
@@ -136,6 +138,7 @@ def task_summary(job_input: dict[str, Any], limit: int = 90) -> str:
     doc = re.search(r'"""\s*(.+?)\s*(?:"""|$)', prompt, re.DOTALL)
     text = doc.group(1) if doc else SIGNATURE_LINE.sub("", prompt)
     text = " ".join(text.split())
+    text = re.sub(r"^[^\w\"'`(]+", "", text)  # markdown left before the words ("## write a function ...")
     # "Write a function f(x) that returns ..." -> "Returns ...": a docstring describes, it does not ask
     text = re.sub(r"^(?:write|create) an? (?:python )?function(?: [A-Za-z_]\w*(?:\([^)]*\))?)? (?:that|which|to) (\w)",
                   lambda m: m.group(1).upper(), text, flags=re.IGNORECASE)
