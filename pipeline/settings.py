@@ -85,10 +85,11 @@ class Settings:
         "default stops the refiner's article sections from looping (docs/benchmarks.md); setting this replaces it."
     )
     retry_samples: str = setting(
-        "code=3",
+        "code=3,product=2",
         "Per kind, 'kind=N,...': when an AR-written attempt (mode ar, or the fallback) fails validation, N "
         "sampled versions of its spans are written under the same plan in one batch, and the first that passes "
-        "is kept. Code with tests gains most: the tests pick a working body. 0 or an empty value: no retries.",
+        "is kept. Code with tests gains most (the tests pick a working body); a product's description is short "
+        "and checked against its attributes. 0 or an empty value: no retries.",
     )
     retry_temperature: float = setting(0.8, "Sampling temperature of those retries (top-p is TOP_P).")
     # -- queue -------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ def failed_attempt(output="def add(a, b):\n    return 0\n"):
 
 
 def test_retry_samples_setting_is_read_per_kind_and_rejects_malformed_values():
-    assert Settings().retry_samples_by_kind == {"code": 3}
+    assert Settings().retry_samples_by_kind == {"code": 3, "product": 2}
     assert Settings(retry_samples="code=5, product=1").retry_samples_by_kind == {"code": 5, "product": 1}
     assert Settings(retry_samples="").retry_samples_by_kind == {}
     for bad in ("code:3", "poem=2", "code=99", "code=-1", "code"):
