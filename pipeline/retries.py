@@ -36,9 +36,10 @@ def retry_failed(jobs: Sequence[ItemJob], attempts: dict[int, AttemptRecord],
     plan that passes its checks retried; the others are returned as they are."""
     settings = runtime.settings
     samples = settings.retry_samples_by_kind
-    plans = {j.item_id: _checked_plan(j, attempts[j.item_id]) for j in jobs if j.item_id in attempts}
-    todo = [j for j in jobs if j.item_id in plans and not attempts[j.item_id].passed
-            and samples.get(j.kind, 0) > 0 and plans[j.item_id].ok]
+    failed = [j for j in jobs
+              if j.item_id in attempts and not attempts[j.item_id].passed and samples.get(j.kind, 0) > 0]
+    plans = {j.item_id: _checked_plan(j, attempts[j.item_id]) for j in failed}
+    todo = [j for j in failed if plans[j.item_id].ok]
     out = dict(attempts)
     for n in sorted({samples[j.kind] for j in todo}):
         group = [j for j in todo if samples[j.kind] == n]
