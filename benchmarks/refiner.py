@@ -7,15 +7,18 @@ Speed. Same prompts (article section, product description, code body), same numb
 for every decoder (EOS ignored, so tokens/s compare like for like), at batch 1 and batch 8:
 - AR: HF `generate` with KV cache (the baseline), and our batched AR on packed weights;
 - the reference diffusion decoder (no cache; same strategy as the cached one);
-- the cached decoder (block + sub-block cache, packed weights) at the default threshold.
+- the cached decoder (block + sub-block cache, packed weights) at the default threshold;
+- draft-and-verify (the pipeline's default refiner decoder: the adapter drafts, the refiner's own
+  causal pass keeps only what it would have written itself).
 Then the cache alone: cached vs reference with the same strategy, same tokens, at 256 new tokens.
 
 Quality (benchmarks/refiner_quality.py has the exact definitions). On held-out prompts of the
 training split, AR greedy vs the refiner, both stopping at EOS under the same per-kind cap:
 - generative perplexity of the outputs under the base AR model (no adapter); `gen_ppl_ratio` =
-  refiner at the default τ / AR;
+  the default decoder (draft-and-verify, D drafts) / AR, `gen_ppl_ratio_tau_default` = τ 0.9 / AR;
 - validator pass rate (the raw-span checks of each kind, NLI off: rules only);
-- a τ sweep at batch 1: tokens per forward vs gen perplexity and pass rate, as a table and a PNG.
+- a τ sweep and a drafts sweep at batch 1: tokens per forward vs gen perplexity and pass rate, as a
+  table and a PNG.
 Then the tokens-per-forward vs tokens-trained curve of the shipped adapter's training run.
 Ends with one JSON line.
 """
@@ -33,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import BENCH_PROMPTS, RssSampler, emit_json, machine, print_table  # noqa: E402
 
 DEFAULT_BLOCK, DEFAULT_SUB, DEFAULT_TAU = 4, 4, 0.9
+DEFAULT_DRAFTS = 2  # HYBRIDGEN_REFINER_DRAFTS' default: the pipeline's refiner is draft-and-verify
+FULL_DRAFTS, QUICK_DRAFTS = (1, 2, 3), (2,)
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PLOT = ROOT / "docs" / "results" / "refiner-tau-sweep.png"
 TRAIN_CURVE = ROOT / "docs" / "gpu-runs" / "2026-11-27" / "train_metrics.jsonl"
@@ -98,6 +103,7 @@ def speed(lm, refiner, *, quick: bool) -> dict:
     from generators.diffusion.proposals import DecodeConfig
     from generators.diffusion.strategies import Strategy
     from generators.prompts import chat_ids, left_pad
+    from pipeline.runtime import CPU_FORWARD_BUDGET
 
     tok = lm.tokenizer
     prompts = [chat_ids(tok, p) for p in BENCH_PROMPTS]
@@ -128,11 +134,15 @@ def speed(lm, refiner, *, quick: bool) -> dict:
 
     tau = Strategy("threshold", threshold=DEFAULT_TAU)
     one_per_step = Strategy("fixed_k")
+    verify = Strategy("verify", drafts=DEFAULT_DRAFTS)
     configs = [
         ("AR: HF generate + KV cache (baseline)", hf_generate),
         ("AR: hybridgen packed forward", packed_ar),
         (f"diffusion reference (no cache, τ={DEFAULT_TAU})", diffusion(True, tau)),
         (f"diffusion cached (B={DEFAULT_BLOCK}, sub={DEFAULT_SUB}, τ={DEFAULT_TAU})", diffusion(False, tau)),
+        (f"draft-and-verify (D={DEFAULT_DRAFTS}, tree)", diffusion(False, verify)),
+        (f"draft-and-verify (D={DEFAULT_DRAFTS}, CPU budget {CPU_FORWARD_BUDGET} tokens/forward)",
+         diffusion(False, Strategy("verify", drafts=DEFAULT_DRAFTS, forward_budget=CPU_FORWARD_BUDGET))),
     ]
     rows, res = [], {}
     for name, fn in configs:
@@ -164,8 +174,13 @@ def speed(lm, refiner, *, quick: bool) -> dict:
                 ["decoder", "batch", "tokens", "forwards/row", "tok/fwd", "tokens/s", "peak RSS MB"], rows)
     print_table("the cache alone (fixed-k, 1 token per step, same tokens)",
                 ["decoder", "new tokens", "forwards", "tokens/s"], cache_rows)
-    ar, fast, ref = "AR: HF generate + KV cache (baseline)", configs[3][0], configs[2][0]
+    ar, fast, ref, ver = "AR: HF generate + KV cache (baseline)", configs[3][0], configs[2][0], configs[4][0]
     return {
+        "verify_tok_s_b1": round(res[(ver, 1)][0], 2),
+        "verify_tok_s_b8": round(res[(ver, 8)][0], 2),
+        "verify_tpf_b1": round(res[(ver, 1)][1], 3),
+        "verify_tpf_b8": round(res[(ver, 8)][1], 3),
+        "verify_budget_tok_s_b8": round(res[(configs[5][0], 8)][0], 2),
         "ar_tok_s_b1": round(res[(ar, 1)][0], 2),
         "ar_tok_s_b8": round(res[(ar, 8)][0], 2),
         "ar_packed_tok_s_b1": round(res[(configs[1][0], 1)][0], 2),
@@ -184,7 +199,7 @@ def quality(lm, refiner, args) -> dict:
     import benchmarks.refiner_quality as q
     from generators.prompts import chat_ids
 
-    # the judge must be the base model: load_refiner merged the adapter into a copy
+    # the judge must be the base model: load_refiner keeps the adapter beside packed copies of the weights
     assert not any("lora" in n.lower() for n, _ in lm.model.named_modules()), "judge model carries a LoRA adapter"
     per_kind = args.per_kind or (1 if args.quick else 4)
     taus = sorted({float(t) for t in args.taus.split(",")} if args.taus else set(QUICK_TAUS if args.quick else FULL_TAUS))
@@ -201,12 +216,21 @@ def quality(lm, refiner, args) -> dict:
                       for k, p, r in zip(kinds, prompts, arm.rows)]
         return arm
 
+    from generators.diffusion.strategies import Strategy
+
     ar = score(q.decode_ar(lm, ids, caps))
-    arms = {}
+    arms, verify_arms = {}, {}
     for tau in taus:
-        arms[tau] = score(q.decode_refiner(refiner, ids, caps, tau=tau, block=DEFAULT_BLOCK, sub=DEFAULT_SUB))
+        arms[tau] = score(q.decode_refiner(refiner, ids, caps, strategy=Strategy("threshold", threshold=tau),
+                                           block=DEFAULT_BLOCK, sub=DEFAULT_SUB))
         print(f"  τ={tau}: {arms[tau].tokens} tokens in {arms[tau].seconds:.0f} s", file=sys.stderr, flush=True)
-    ref = arms[DEFAULT_TAU]
+    for d in sorted(set(QUICK_DRAFTS if args.quick else FULL_DRAFTS) | {DEFAULT_DRAFTS}):
+        verify_arms[d] = score(q.decode_refiner(refiner, ids, caps, strategy=Strategy("verify", drafts=d),
+                                                block=DEFAULT_BLOCK, sub=DEFAULT_SUB))
+        print(f"  verify D={d}: {verify_arms[d].tokens} tokens in {verify_arms[d].seconds:.0f} s", file=sys.stderr,
+              flush=True)
+    ref = verify_arms[DEFAULT_DRAFTS]  # the pipeline's default refiner decoder
+    default_name = ref.name
 
     def eos_share(arm):
         return f"{sum(r.finish_reason == 'eos' for r in arm.rows)}/{len(arm.rows)}"
@@ -221,10 +245,11 @@ def quality(lm, refiner, args) -> dict:
                  "same as AR"],
                 [(ar.name, ar.tokens, round(ar.tokens_per_forward, 3), round(ar.tokens / ar.seconds, 2),
                   round(ar.gen_ppl(), 3), 1.0, round(ar.pass_rate(), 3), eos_share(ar), "-")]
-                + [(a.name + (" (default)" if t == DEFAULT_TAU else ""), a.tokens, round(a.tokens_per_forward, 3),
+                + [(a.name + (" (default)" if a is ref else ""), a.tokens, round(a.tokens_per_forward, 3),
                     round(a.tokens / a.seconds, 2), round(a.gen_ppl(), 3), round(a.gen_ppl() / ar.gen_ppl(), 3),
-                    round(a.pass_rate(), 3), eos_share(a), same_as_ar(a)) for t, a in arms.items()])
-    print_table(f"by kind at the default τ={DEFAULT_TAU}",
+                    round(a.pass_rate(), 3), eos_share(a), same_as_ar(a))
+                   for a in [*arms.values(), *verify_arms.values()]])
+    print_table(f"by kind, the default decoder ({default_name})",
                 ["kind", "prompts", "AR tokens", "refiner tokens", "refiner tok/fwd", "AR gen ppl", "refiner gen ppl",
                  "ratio", "AR pass", "refiner pass"],
                 [(k, len(idx), sum(ar.rows[i].generated_tokens for i in idx),
@@ -235,18 +260,21 @@ def quality(lm, refiner, args) -> dict:
                   f"{sum(all(ar.checks[i].values()) for i in idx)}/{len(idx)}",
                   f"{sum(all(ref.checks[i].values()) for i in idx)}/{len(idx)}") for k, idx in by_kind.items()])
     check_names = [(k, c) for k, idx in by_kind.items() for c in ar.checks[idx[0]]]
-    print_table(f"checks passed, AR vs refiner τ={DEFAULT_TAU} (NLI off: rules only)",
+    print_table(f"checks passed, AR vs {default_name} (NLI off: rules only)",
                 ["kind", "check", "AR", "refiner"],
                 [(k, c, f"{sum(ar.checks[i][c] for i in by_kind[k])}/{len(by_kind[k])}",
                   f"{sum(ref.checks[i][c] for i in by_kind[k])}/{len(by_kind[k])}") for k, c in check_names])
     points = [{"tau": t, "tokens_per_forward": a.tokens_per_forward, "gen_ppl": a.gen_ppl(), "pass_rate": a.pass_rate()}
               for t, a in arms.items()]
+    verify_points = [{"drafts": d, "tokens_per_forward": a.tokens_per_forward, "gen_ppl": a.gen_ppl(),
+                      "pass_rate": a.pass_rate()} for d, a in verify_arms.items()]
     plot = q.plot_tau_sweep(points, {"gen_ppl": ar.gen_ppl(), "pass_rate": ar.pass_rate()}, args.plot,
                             tpf_target=TPF_TARGET, ppl_ratio_target=PPL_RATIO_TARGET, pass_gap=PASS_GAP,
+                            verify_points=verify_points,
                             title=f"{refiner.name}: {len(prompts)} held-out prompts, B={DEFAULT_BLOCK}, batch 1")
     print(f"\nτ sweep plot: {plot}")
     ratio = ref.gen_ppl() / ar.gen_ppl()
-    print(f"targets at τ={DEFAULT_TAU}: tok/fwd {ref.tokens_per_forward:.3f} (≥ {TPF_TARGET}: "
+    print(f"targets for the default decoder ({default_name}): tok/fwd {ref.tokens_per_forward:.3f} (≥ {TPF_TARGET}: "
           f"{'met' if ref.tokens_per_forward >= TPF_TARGET else 'NOT met'}); gen_ppl_ratio {ratio:.3f} "
           f"(≤ {PPL_RATIO_TARGET}: {'met' if ratio <= PPL_RATIO_TARGET else 'NOT met'}); pass rate "
           f"{ref.pass_rate():.3f} vs AR {ar.pass_rate():.3f} (within {PASS_GAP}: "
@@ -263,6 +291,11 @@ def quality(lm, refiner, args) -> dict:
         # [τ, tokens per forward, gen perplexity, pass rate] per sweep point
         "tau_sweep": [[p["tau"], round(p["tokens_per_forward"], 3), round(p["gen_ppl"], 3), round(p["pass_rate"], 3)]
                       for p in points],
+        "default_decoder": default_name,
+        "gen_ppl_ratio_tau_default": round(arms[DEFAULT_TAU].gen_ppl() / ar.gen_ppl(), 3),
+        # [drafts, tokens per forward, gen perplexity, pass rate] of draft-and-verify
+        "drafts_sweep": [[p["drafts"], round(p["tokens_per_forward"], 3), round(p["gen_ppl"], 3),
+                          round(p["pass_rate"], 3)] for p in verify_points],
     }
 
 

@@ -111,19 +111,23 @@ def decode_ar(lm, prompts: list[list[int]], caps: list[int], batch_size: int = 8
     return Arm("AR greedy", rows, time.perf_counter() - t0)
 
 
-def decode_refiner(refiner, prompts: list[list[int]], caps: list[int], *, tau: float, block: int, sub: int,
-                   batch_size: int = 1) -> Arm:
-    """The cached diffusion decoder at threshold τ, stopping at EOS or the cap."""
+def decode_refiner(refiner, prompts: list[list[int]], caps: list[int], *, strategy, block: int, sub: int,
+                   batch_size: int = 1, name: str | None = None) -> Arm:
+    """The refiner with a decoding strategy (threshold τ, or draft-and-verify), stopping at EOS or the cap."""
     from generators.diffusion.proposals import DecodeConfig
-    from generators.diffusion.strategies import Strategy
 
     cfg = DecodeConfig(block_size=block, sub_block_size=sub, max_new_tokens=max(caps))
-    strategy = Strategy("threshold", threshold=tau)
     rows, t0 = [], time.perf_counter()
     for i in range(0, len(prompts), batch_size):
         rows += refiner.generate(prompts[i:i + batch_size], config=cfg, strategy=strategy,
                                  max_new_tokens=caps[i:i + batch_size])
-    return Arm(f"refiner τ={tau}", rows, time.perf_counter() - t0)
+    return Arm(name or strategy_label(strategy), rows, time.perf_counter() - t0)
+
+
+def strategy_label(strategy) -> str:
+    if strategy.verifies:
+        return f"refiner verify D={strategy.drafts}" + ("" if strategy.draft_tree else " (no tree)")
+    return f"refiner τ={strategy.threshold}"
 
 
 # -- generative perplexity ----------------------------------------------------------------------
@@ -225,10 +229,12 @@ def prompt_facts(user_prompt: str) -> tuple[str, dict]:
 
 # -- sweep plot and training curve --------------------------------------------------------------
 def plot_tau_sweep(points: Sequence[dict], ar: dict, path: Path | str, *, tpf_target: float = 2.5,
-                   ppl_ratio_target: float = 1.3, pass_gap: float = 0.05, title: str = "") -> Path:
+                   ppl_ratio_target: float = 1.3, pass_gap: float = 0.05, title: str = "",
+                   verify_points: Sequence[dict] = ()) -> Path:
     """Two panels against tokens per forward: gen perplexity and pass rate, AR and targets marked.
 
-    points: [{"tau", "tokens_per_forward", "gen_ppl", "pass_rate"}]; ar: {"gen_ppl", "pass_rate"}.
+    points: [{"tau", "tokens_per_forward", "gen_ppl", "pass_rate"}]; ar: {"gen_ppl", "pass_rate"};
+    verify_points: the same keys with "drafts" instead of "tau" (the draft-and-verify decoder).
     Uses the Agg canvas directly, so no global matplotlib backend is changed.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -238,16 +244,23 @@ def plot_tau_sweep(points: Sequence[dict], ar: dict, path: Path | str, *, tpf_ta
     path.parent.mkdir(parents=True, exist_ok=True)
     fig = Figure(figsize=(10, 4.2), tight_layout=True)
     FigureCanvasAgg(fig)
-    x = [p["tokens_per_forward"] for p in points]
+    x = [p["tokens_per_forward"] for p in [*points, *verify_points]]
     panels = (("gen_ppl", "generative perplexity (base model)", ar["gen_ppl"] * ppl_ratio_target,
                f"target ≤ {ppl_ratio_target}x AR"),
               ("pass_rate", "validator pass rate", ar["pass_rate"] - pass_gap, f"target ≥ AR - {pass_gap:.2f}"))
     for i, (key, label, target, target_label) in enumerate(panels):
         ax = fig.add_subplot(1, 2, i + 1)
-        ax.plot(x, [p[key] for p in points], "o-", label="refiner")
+        ax.plot([p["tokens_per_forward"] for p in points], [p[key] for p in points], "o-",
+                label="refiner, threshold τ")
         for j, p in enumerate(points):  # labels alternate above / below: neighbouring τ often sit close
             ax.annotate(f"τ={p['tau']}", (p["tokens_per_forward"], p[key]), textcoords="offset points",
                         xytext=(4, 5 if j % 2 == 0 else -12), fontsize=8)
+        if verify_points:
+            ax.plot([p["tokens_per_forward"] for p in verify_points], [p[key] for p in verify_points], "s-",
+                    color="tab:purple", label="refiner, draft-and-verify")
+            for p in verify_points:
+                ax.annotate(f"D={p['drafts']}", (p["tokens_per_forward"], p[key]), textcoords="offset points",
+                            xytext=(4, -12), fontsize=8, color="tab:purple")
         ax.axhline(ar[key], color="k", lw=1, label="AR greedy")
         ax.axhline(target, color="r", ls="--", lw=1, label=target_label)
         ax.axvline(tpf_target, color="g", ls=":", lw=1, label=f"target {tpf_target} tok/fwd")

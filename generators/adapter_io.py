@@ -12,6 +12,8 @@ bf16 halves the size with no measurable effect on a LoRA delta.
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 
 import torch
@@ -78,3 +80,47 @@ def apply_adapter(model: torch.nn.Module, adapter_dir: Path):
     if missing:
         raise ValueError(f"adapter at {adapter_dir} does not fit this model: unexpected keys {missing[:3]}...")
     return peft_model
+
+
+LoraFactors = dict[int, dict[str, tuple[torch.Tensor, torch.Tensor, float]]]
+"""layer index -> projection name (q_proj, ..., down_proj) -> (A (r, in), B (out, r), scale)."""
+
+_LORA_KEY = re.compile(r"layers\.(\d+)\.(?:self_attn|mlp)\.(\w+_proj)\.lora_([AB])(?:\.default)?\.weight$")
+
+
+def lora_factors(adapter_dir: Path) -> LoraFactors:
+    """The adapter's low-rank factors, unmerged (for a forward that applies them to some tokens only)."""
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    r, alpha = int(config["r"]), float(config.get("lora_alpha", config["r"]))
+    scale = alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
+    return _collect(load_adapter_state(adapter_dir).items(), lambda _name: scale, where=str(adapter_dir))
+
+
+def lora_factors_of(peft_model) -> LoraFactors:
+    """The same, read from a live peft model (its 'default' adapter)."""
+    scales = {name: module.scaling["default"] for name, module in peft_model.named_modules()
+              if isinstance(getattr(module, "scaling", None), dict) and "default" in module.scaling}
+
+    def scale_of(key: str) -> float:
+        return float(scales[key.rsplit(".lora_", 1)[0]])
+
+    state = ((k, v.detach()) for k, v in peft_model.named_parameters() if ".lora_" in k)
+    return _collect(state, scale_of, where="peft model")
+
+
+def _collect(items, scale_of, *, where: str) -> LoraFactors:
+    found: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
+    scales: dict[tuple[int, str], float] = {}
+    for key, tensor in items:
+        m = _LORA_KEY.search(key)
+        if m is None:
+            raise ValueError(f"{where}: unexpected LoRA weight {key!r} (expected layers.N.<attn|mlp>.<proj>.lora_A/B)")
+        layer, proj, ab = int(m.group(1)), m.group(2), m.group(3)
+        found.setdefault((layer, proj), {})[ab] = tensor
+        scales[(layer, proj)] = scale_of(key)
+    out: LoraFactors = {}
+    for (layer, proj), ab in found.items():
+        if set(ab) != {"A", "B"}:
+            raise ValueError(f"{where}: layer {layer} {proj} has lora_{''.join(ab)} only")
+        out.setdefault(layer, {})[proj] = (ab["A"], ab["B"], scales[(layer, proj)])
+    return out

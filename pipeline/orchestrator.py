@@ -177,9 +177,10 @@ def _ar(jobs: list[ItemJob], runtime: Runtime) -> dict[int, ItemOutcome]:
 
 
 def _hybrid(jobs: list[ItemJob], runtime: Runtime) -> dict[int, ItemOutcome]:
-    first = run_planned(jobs, runtime, decoder="refiner", path=AttemptPath.hybrid.value)
+    # The hybrid attempt gets the same sampled retries as mode ar: with draft-and-verify its spans are
+    # the AR model's own, so everything mode ar delivers, this attempt delivers too, and the fallback
+    # (guidance-constrained, a different kind of second chance) only adds to it.
+    first = retry_failed(jobs, run_planned(jobs, runtime, decoder="refiner", path=AttemptPath.hybrid.value), runtime)
     failed = [j for j in jobs if not first[j.item_id].passed]
-    # the hybrid attempt is the cheap first try; retries are for the AR fallback (pipeline/retries.py)
-    second = retry_failed(failed, run_fallback(failed, {j.item_id: first[j.item_id].plan for j in failed}, runtime),
-                          runtime) if failed else {}
+    second = run_fallback(failed, {j.item_id: first[j.item_id].plan for j in failed}, runtime) if failed else {}
     return {j.item_id: _final([first[j.item_id]] + ([second[j.item_id]] if j.item_id in second else [])) for j in jobs}

@@ -14,8 +14,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from generators.diffusion.proposals import DecodeConfig
-from generators.diffusion.strategies import Strategy
 from pipeline.fallback import guidance_output, run_guidance
 from pipeline.jobs import ItemJob
 from pipeline.kinds import get_kind
@@ -80,10 +78,7 @@ def draft_versions(jobs: Sequence[ItemJob], plans: dict[int, PlanResult], runtim
         spans = [_capped(spans_by_item[i][k], settings.max_new_tokens) for i, _, k in members]
         seeds = [item_seed[i] * 31 + k + 1009 * (v + seed_salt) for i, v, k in members]
         if decoder == "refiner":
-            block, sub, tau, no_repeat = key
-            generate = refiner_generator(runtime.refiner, DecodeConfig(block_size=block, sub_block_size=sub,
-                                                                       no_repeat_ngram=no_repeat),
-                                         Strategy("threshold", threshold=tau))
+            generate = refiner_generator(runtime.refiner, key.decode_config(), key.strategy())
         else:
             generate = ar_generator(runtime.planner, temperature=temperature, top_p=settings.top_p)
         batch: SpanBatch = write_spans(spans, tokenizer=runtime.planner.tokenizer, generate=generate, seeds=seeds)
@@ -110,6 +105,8 @@ def draft_versions(jobs: Sequence[ItemJob], plans: dict[int, PlanResult], runtim
                        f"{decoder}_forwards": forwards,
                        f"{decoder}_tokens_per_forward": round(tokens / forwards, 4) if forwards else 0.0,
                        "span_finish": [p.finish_reason for p in parts]}
+            if decoder == "refiner":
+                timings["refiner_decoder"] = runtime.refine_settings(j.kind).describe()
             output = get_kind(j.kind).assemble(j.input, plan.plan, [p.text for p in parts])
             out[j.item_id].append(Drafted(output, plan.plan, plan.generated_tokens + tokens,
                                           plan.forward_passes + forwards, timings, plan.problems,

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from generators.diffusion.proposals import DecodeConfig
+from generators.diffusion.strategies import Strategy
 from generators.loading import LoadedModel, load_model
 from pipeline.settings import Settings
 
@@ -65,9 +67,9 @@ class Runtime:
                     self._guidance = guidance.models.Transformers(lm.model, lm.tokenizer, echo=False)
             return self._guidance
 
-    def refine_settings(self, kind: str) -> tuple[int, int, float, int]:
-        """(block size, sub-block size, threshold, no-repeat n-gram length) for a kind's spans."""
-        return refine_settings(self.settings, kind)
+    def refine_settings(self, kind: str) -> RefineSettings:
+        """How the refiner writes this kind's spans (decoder, block sizes, threshold, no-repeat rule)."""
+        return refine_settings(self.settings, kind, cuda=self.planner.device.type == "cuda")
 
 
 def refiner_family_and_adapter(settings: Settings, planner: LoadedModel):
@@ -83,13 +85,54 @@ def refiner_family_and_adapter(settings: Settings, planner: LoadedModel):
     return "smollm2-block-lora", settings.refiner_adapter
 
 
-def refine_settings(settings: Settings, kind: str) -> tuple[int, int, float, int]:
+@dataclass(frozen=True)
+class RefineSettings:
+    """How the refiner writes one kind's spans (hashable: spans with equal settings share a batch)."""
+
+    block: int
+    sub: int
+    threshold: float
+    no_repeat: int
+    drafts: int
+    """> 0: draft-and-verify with this many drafts per step (output = the base model's greedy AR);
+    0: the confidence-threshold decoder (commit positions at or above `threshold`)."""
+    forward_budget: int | None = None
+    """draft-and-verify: most tokens per forward across the batch (None: no limit)."""
+
+    def decode_config(self) -> DecodeConfig:
+        return DecodeConfig(block_size=self.block, sub_block_size=self.sub, no_repeat_ngram=self.no_repeat)
+
+    def strategy(self) -> Strategy:
+        if self.drafts:
+            return Strategy("verify", drafts=self.drafts, forward_budget=self.forward_budget)
+        return Strategy("threshold", threshold=self.threshold)
+
+    def describe(self) -> str:
+        if self.drafts:
+            budget = f", at most {self.forward_budget} tokens per forward" if self.forward_budget else ""
+            return f"draft-and-verify, up to {self.drafts} drafts per step{budget}"
+        return f"threshold {self.threshold}, block {self.block}, sub-block {self.sub}"
+
+
+CPU_FORWARD_BUDGET, GPU_FORWARD_BUDGET = 9, 4096
+"""Auto forward budgets. On the 2-core CPU measured (docs/benchmarks.md) a forward of 4-16 tokens
+costs about 1.7x one of a single token, so drafting pays only for the last live row (9 tokens:
+2 drafts, tree); a GPU's forward costs about the same up to thousands of tokens."""
+
+
+def refine_settings(settings: Settings, kind: str, *, cuda: bool = False) -> RefineSettings:
     values = {"block": settings.refiner_block_size, "sub": settings.refiner_sub_block_size,
-              "threshold": settings.refiner_threshold, "no_repeat": settings.refiner_no_repeat_ngram}
+              "threshold": settings.refiner_threshold, "no_repeat": settings.refiner_no_repeat_ngram,
+              "drafts": settings.refiner_drafts}
     values.update(parse_overrides(settings.refiner_overrides).get(kind, {}))
     block = int(values["block"])
     sub = int(values["sub"]) or block
-    return block, sub, float(values["threshold"]), int(values["no_repeat"])
+    budget = settings.refiner_forward_budget or (GPU_FORWARD_BUDGET if cuda else CPU_FORWARD_BUDGET)
+    return RefineSettings(block, sub, float(values["threshold"]), int(values["no_repeat"]), int(values["drafts"]),
+                          budget)
+
+
+OVERRIDE_KEYS = ("block", "sub", "threshold", "no_repeat", "drafts")
 
 
 @lru_cache(maxsize=8)
@@ -102,9 +145,9 @@ def parse_overrides(text: str) -> dict[str, dict[str, float]]:
             raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: {part!r} should look like 'code:threshold=0.95,block=4'")
         for assignment in assignments.split(","):
             key, _, value = assignment.partition("=")
-            if key.strip() not in {"block", "sub", "threshold", "no_repeat"}:
+            if key.strip() not in OVERRIDE_KEYS:
                 raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: unknown key {key.strip()!r} "
-                                 "(block, sub, threshold, no_repeat)")
+                                 f"({', '.join(OVERRIDE_KEYS)})")
             try:
                 number = float(value)
             except ValueError:
@@ -112,5 +155,8 @@ def parse_overrides(text: str) -> dict[str, dict[str, float]]:
             if key.strip() == "no_repeat" and not (number == 0 or (number >= 2 and number.is_integer())):
                 raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: {kind.strip()} no_repeat={value.strip()} must be 0 "
                                  "(off) or an n-gram length >= 2")
+            if key.strip() == "drafts" and not (0 <= number <= 16 and number.is_integer()):
+                raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: {kind.strip()} drafts={value.strip()} must be an "
+                                 "integer from 0 (the threshold decoder) to 16")
             out.setdefault(kind.strip(), {})[key.strip()] = number
     return out

@@ -74,20 +74,33 @@ class Settings:
     )
     refiner_block_size: int = setting(4, "Refiner block size (tokens committed to the cache together).")
     refiner_sub_block_size: int = setting(0, "Refiner sub-block size; 0 means the block size.")
-    refiner_threshold: float = setting(0.9, "Refiner confidence threshold τ (commit positions at or above it).")
+    refiner_drafts: int = setting(
+        2, "Refiner decoder. N > 0: draft-and-verify, N tokens drafted per step by the block-diffusion adapter and "
+           "kept only where the refiner's own causal pass agrees, so the spans equal its greedy AR output "
+           "(docs/benchmarks.md). 0: the confidence-threshold decoder (Fast-dLLM's τ, below)."
+    )
+    refiner_forward_budget: int = setting(
+        0, "Draft-and-verify: most tokens one refiner forward may hold across the batch; with many spans live, "
+           "each drafts fewer tokens (none at worst: a plain AR step). 0: auto (9 on CPU, where a forward of "
+           "several tokens costs about 1.7x one of a single token; 4096 on a GPU)."
+    )
+    refiner_threshold: float = setting(
+        0.9, "Refiner confidence threshold τ (commit positions at or above it); used when REFINER_DRAFTS is 0.")
     refiner_no_repeat_ngram: int = setting(
         0, "Refiner: never commit a token that repeats an n-gram of the span (n >= 2; 0: off). Code repeats "
            "n-grams by nature, so set it per kind in HYBRIDGEN_REFINER_OVERRIDES (e.g. 'article:no_repeat=6')."
     )
     refiner_overrides: str = setting(
-        "article:no_repeat=6",
-        "Per-kind refiner settings, e.g. 'code:threshold=0.95,block=4;article:threshold=0.85,no_repeat=6'. The "
-        "default stops the refiner's article sections from looping (docs/benchmarks.md); setting this replaces it."
+        "",
+        "Per-kind refiner settings, e.g. 'code:drafts=3;article:threshold=0.85,no_repeat=6' (keys: block, sub, "
+        "threshold, no_repeat, drafts). With the threshold decoder (drafts=0), 'article:no_repeat=6' stops its "
+        "article sections from looping (docs/benchmarks.md); draft-and-verify writes what the AR model writes "
+        "and needs no such rule."
     )
     retry_samples: str = setting(
         "code=3,product=2",
-        "Per kind, 'kind=N,...': when an AR-written attempt (mode ar, or the fallback) fails validation, N "
-        "sampled versions of its spans are written under the same plan in one batch, and the first that passes "
+        "Per kind, 'kind=N,...': when a first attempt (mode ar, or the hybrid attempt) fails validation, N "
+        "sampled AR versions of its spans are written under the same plan in one batch, and the first that passes "
         "is kept. Code with tests gains most (the tests pick a working body); a product's description is short "
         "and checked against its attributes. 0 or an empty value: no retries.",
     )
@@ -199,6 +212,12 @@ class Settings:
         self.retry_samples_by_kind  # raises on a malformed value
         if self.retry_temperature <= 0:
             raise SettingsError(f"HYBRIDGEN_RETRY_TEMPERATURE={self.retry_temperature} must be > 0 (retries sample)")
+        if self.refiner_forward_budget < 0:
+            raise SettingsError(f"HYBRIDGEN_REFINER_FORWARD_BUDGET={self.refiner_forward_budget} must be >= 0 "
+                                "(0: auto)")
+        if not 0 <= self.refiner_drafts <= 16:
+            raise SettingsError(f"HYBRIDGEN_REFINER_DRAFTS={self.refiner_drafts} must be from 0 (the threshold "
+                                "decoder) to 16")
         if not 0.0 < self.refiner_threshold <= 1.0:
             raise SettingsError(f"HYBRIDGEN_REFINER_THRESHOLD={self.refiner_threshold} must be in (0, 1]")
 

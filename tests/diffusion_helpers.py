@@ -31,3 +31,21 @@ def decode(m, prompts=PROMPTS, *, family="tiny-shifted", reference=False, strate
     fn = generate_reference if reference else generate_diffusion
     return fn(m, prompts, family=get_family(family), mask_token_id=MASK, eos_token_ids=list(eos), pad_token_id=0,
               config=cfg, strategy=strategy)
+
+
+def with_random_lora(arch: str = "tiny-llama", dtype: torch.dtype = torch.float64, seed: int = 0):
+    """A tiny model and a peft copy of it with random, non-zero LoRA factors on every projection
+    (a fresh LoRA's B factors are zero, which would hide any mistake in applying them)."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    m = model(arch, dtype)
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    peft_model = get_peft_model(copy.deepcopy(m), LoraConfig(r=4, lora_alpha=8, target_modules=targets)).eval()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_" in name:
+                p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3)
+    return m, peft_model

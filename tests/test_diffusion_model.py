@@ -8,7 +8,7 @@ import torch
 from generators.diffusion.cache import BlockKVCache, SubBlockCache
 from generators.diffusion.forward import ModelShape
 from generators.diffusion.model import ModuleBlockModel, PackedBlockModel
-from tests.diffusion_helpers import PROMPTS, model
+from tests.diffusion_helpers import PROMPTS, model, with_random_lora
 from generators.prompts import left_pad
 
 
@@ -98,3 +98,45 @@ def test_packing_refuses_unmerged_lora():
         PackedBlockModel(peft_model)
     merged = PackedBlockModel(peft_model.merge_and_unload())
     assert merged.shape.n_layers == 2
+
+
+@pytest.mark.parametrize("arch", ["tiny-llama", "tiny-qwen2"])
+def test_packed_lora_factors_match_merged_weights_and_the_live_adapter(arch):
+    import copy
+
+    from generators.adapter_io import lora_factors_of
+
+    base, peft_model = with_random_lora(arch, torch.float32)
+    factors = lora_factors_of(peft_model)
+    assert len(factors) == base.config.num_hidden_layers and len(factors[0]) == 7
+    merged = copy.deepcopy(peft_model).merge_and_unload()
+    packed = PackedBlockModel(base, lora=factors)
+    ids = torch.randint(5, 200, (2, 9))
+    pos = torch.arange(9)[None].expand(2, 9)
+
+    def run(bm, **kw):
+        cache = BlockKVCache(bm.shape.n_layers, 2, bm.shape.kv_heads, bm.shape.head_dim, 16, torch.zeros(2, dtype=torch.long),
+                             torch.float32, torch.device("cpu"))
+        return bm.forward(ids, pos, cache, n_causal=5, commit=False, **kw)
+
+    every = run(packed)  # factors on every token == merged weights
+    torch.testing.assert_close(every, run(PackedBlockModel(merged)), atol=1e-4, rtol=1e-4)
+    # draft tokens only: packed == the live peft adapter with its deltas masked on the clean tokens
+    drafts_only = run(packed, adapt_clean=False)
+    torch.testing.assert_close(drafts_only, run(ModuleBlockModel(peft_model), adapt_clean=False), atol=1e-4, rtol=1e-4)
+    # and the clean tokens are then exactly the base model's (causal: nothing later changes them)
+    torch.testing.assert_close(drafts_only[:, :5], run(PackedBlockModel(base))[:, :5], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(every[:, :5], drafts_only[:, :5], atol=1e-3)
+
+
+def test_lora_factors_that_do_not_fit_are_named():
+    from generators.adapter_io import lora_factors_of
+
+    base, peft_model = with_random_lora("tiny-llama", torch.float32)
+    factors = lora_factors_of(peft_model)
+    a, b, s = factors[0]["q_proj"]
+    factors[0]["q_proj"] = (a[:, :-1], b, s)
+    with pytest.raises(ValueError, match="LoRA factors of q_proj do not fit"):
+        PackedBlockModel(base, lora=factors)
+    with pytest.raises(ValueError, match="name layer 7"):
+        PackedBlockModel(base, lora={7: factors[1]})

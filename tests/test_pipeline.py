@@ -11,7 +11,9 @@ from sqlalchemy import select
 
 from pipeline.jobs import ItemJob
 from pipeline.orchestrator import _generate, run_chunk
-from pipeline.runtime import Runtime, parse_overrides, refine_settings
+from generators.diffusion.strategies import Strategy
+from pipeline.runtime import RefineSettings, Runtime, parse_overrides, refine_settings
+from pipeline.settings import SettingsError
 from pipeline.spec import parse_jsonl
 from pipeline.storage.db import session_factory
 from pipeline.storage.models import Attempt, Item
@@ -127,11 +129,26 @@ def test_attempt_rows_and_status_are_stored(runtime, db_url):
 def test_refiner_overrides_per_kind(tiny_settings):
     s = tiny_settings.replace(refiner_overrides="code:threshold=0.95,block=8;article:sub=2,no_repeat=6",
                               refiner_block_size=4)
-    assert refine_settings(s, "code") == (8, 8, 0.95, 0)
-    assert refine_settings(s, "article") == (4, 2, 0.9, 6)
-    assert refine_settings(s, "product") == (4, 4, 0.9, 0)
+    s = s.replace(refiner_drafts=0)
+    assert refine_settings(s, "code") == RefineSettings(8, 8, 0.95, 0, 0, 9)
+    assert refine_settings(s, "article") == RefineSettings(4, 2, 0.9, 6, 0, 9)
+    assert refine_settings(s, "product") == RefineSettings(4, 4, 0.9, 0, 0, 9)
+    assert refine_settings(s, "product").strategy() == Strategy("threshold", threshold=0.9)
+    # draft-and-verify: the default, and per kind
+    assert refine_settings(tiny_settings, "product").strategy() == Strategy("verify", drafts=2, forward_budget=9)
+    assert refine_settings(tiny_settings, "product", cuda=True).forward_budget == 4096
+    mixed = s.replace(refiner_overrides="code:drafts=3;article:no_repeat=6", refiner_forward_budget=40)
+    assert refine_settings(mixed, "code").strategy() == Strategy("verify", drafts=3, forward_budget=40)
+    assert refine_settings(mixed, "article").decode_config().no_repeat_ngram == 6
+    assert not refine_settings(mixed, "article").strategy().verifies
     with pytest.raises(ValueError, match="no_repeat=1 must be"):
         refine_settings(tiny_settings.replace(refiner_overrides="article:no_repeat=1"), "article")
+    with pytest.raises(ValueError, match="drafts=2.5 must be"):
+        refine_settings(tiny_settings.replace(refiner_overrides="article:drafts=2.5"), "article")
+    with pytest.raises(SettingsError, match="HYBRIDGEN_REFINER_DRAFTS=-1"):
+        tiny_settings.replace(refiner_drafts=-1)
+    with pytest.raises(SettingsError, match="HYBRIDGEN_REFINER_FORWARD_BUDGET=-2"):
+        tiny_settings.replace(refiner_forward_budget=-2)
     for bad in ("poem:threshold=1", "code:speed=2", "code:threshold=high", "code"):
         with pytest.raises(ValueError, match="HYBRIDGEN_REFINER_OVERRIDES"):
             parse_overrides(bad)

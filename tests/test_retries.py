@@ -106,7 +106,7 @@ def test_what_is_not_retried(runtime):
 
 
 def test_retries_stay_inside_the_attempt_in_both_modes(runtime, monkeypatch):
-    """AR mode: still one attempt per item; hybrid: the hybrid attempt is not retried, its fallback is."""
+    """AR mode: still one attempt per item; hybrid: the hybrid attempt is retried, its fallback is not."""
     from pipeline.kinds import KINDS
 
     for kind in KINDS.values():
@@ -116,5 +116,6 @@ def test_retries_stay_inside_the_attempt_in_both_modes(runtime, monkeypatch):
     assert attempt.timings["retry_samples"] == 3 and attempt.reports[-1]["validator"] == "retries"
     hybrid = _generate([code_job(1, "hybrid")], runtime)[1]
     first, fallback = hybrid.attempts
-    assert "retry_samples" not in first.timings
-    assert fallback.path == "ar_fallback" and fallback.timings["retry_samples"] == 3
+    assert first.path == "hybrid" and first.timings["retry_samples"] == 3
+    assert first.reports[-1]["validator"] == "retries"
+    assert fallback.path == "ar_fallback" and "retry_samples" not in fallback.timings

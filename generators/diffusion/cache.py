@@ -26,13 +26,21 @@ from __future__ import annotations
 
 import torch
 
+from kernels import registry
+
+
+def kv_buffers(n_layers: int, rows: int, kv_heads: int, head_dim: int, capacity: int, dtype: torch.dtype,
+               device: torch.device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per-layer K and V buffers (R, Hkv, capacity, D), allocated once per decode."""
+    shape = (rows, kv_heads, capacity, head_dim)
+    return ([torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)],
+            [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)])
+
 
 class BlockKVCache:
     def __init__(self, n_layers: int, rows: int, kv_heads: int, head_dim: int, capacity: int,
                  kv_start: torch.Tensor, dtype: torch.dtype, device: torch.device):
-        shape = (rows, kv_heads, capacity, head_dim)
-        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)]
-        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)]
+        self.k, self.v = kv_buffers(n_layers, rows, kv_heads, head_dim, capacity, dtype, device)
         self.kv_start = kv_start.to(device=device, dtype=torch.int64)  # (R,)
         self.length = 0
         self.capacity = capacity
@@ -55,6 +63,13 @@ class BlockKVCache:
 
     def advance(self, t: int) -> None:
         self.length += t
+
+    def attend(self, layer: int, q: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor, *, n_causal: int,
+               q_offset: int, scale: float) -> torch.Tensor:
+        """Attention of the new span's queries over this cache and the new span: the block pattern
+        (clean span causal, draft block bidirectional), through the kernel registry."""
+        return registry.block_attention(q, self.k[layer], self.v[layer], k_new, v_new, self.kv_start,
+                                        cache_len=self.length, n_causal=n_causal, q_offset=q_offset, scale=scale)
 
     def select_rows(self, index: torch.Tensor) -> None:
         """Keep only the given rows (finished rows leave the batch)."""

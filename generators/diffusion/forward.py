@@ -3,19 +3,21 @@
 Works on any Llama-layout causal LM from transformers (Llama, Qwen2, Mistral and SmolLM2 are all
 this layout), with or without a peft LoRA adapter: it calls the model's own modules (so LoRA
 layers apply) but owns the attention, which goes through `kernels.block_attention` so the
-backend (torch reference or Triton) is chosen by the kernel registry, never here.
+backend (torch reference or Triton) is chosen by the kernel registry, never here: the cache object
+owns the attention pattern (`cache.attend`), so one forward serves the block decoder and the
+draft-and-verify decoder alike.
 
 `tests/test_diffusion_forward.py` checks this against the model's own HF forward.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
 from generators.diffusion.cache import BlockKVCache, SubBlockCache
-from kernels import registry
 
 
 def causal_lm(model: torch.nn.Module) -> torch.nn.Module:
@@ -60,6 +62,7 @@ def block_forward(
     q_offset: int = 0,
     sub_cache: SubBlockCache | None = None,
     store_sub_cache: bool = False,
+    adapt_clean: bool = True,
 ) -> torch.Tensor:
     """Run the tokens `ids` (R, Tq) through the model; returns final hidden states (R, Tq, Dm).
 
@@ -69,7 +72,13 @@ def block_forward(
 
     commit:          write the clean span's K/V into the block cache (and advance it).
     store_sub_cache: keep the draft block's K/V in `sub_cache` (a full-block forward refreshes it).
+    adapt_clean:     False: a live LoRA adapter acts on the draft tokens only (the clean ones get the
+                     base model's own projections).
     """
+    if not adapt_clean and n_causal:
+        with lora_only_on(model, torch.arange(ids.shape[1], device=ids.device) >= n_causal):
+            return block_forward(model, ids, positions, cache, n_causal=n_causal, commit=commit, q_offset=q_offset,
+                                 sub_cache=sub_cache, store_sub_cache=store_sub_cache)
     lm = causal_lm(model)
     core = lm.model
     shape = ModelShape.of(model)
@@ -88,10 +97,7 @@ def block_forward(
             k_new, v_new = sub_cache.splice(i, k, v, q_offset)  # (R, Hkv, B, D)
         else:
             k_new, v_new = k, v
-        out = registry.block_attention(
-            q, cache.k[i], cache.v[i], k_new, v_new, cache.kv_start,
-            cache_len=cache.length, n_causal=n_causal, q_offset=q_offset, scale=attn.scaling,
-        )  # (R, Hq, Tq, D)
+        out = cache.attend(i, q, k_new, v_new, n_causal=n_causal, q_offset=q_offset, scale=attn.scaling)  # (R, Hq, Tq, D)
         if commit and n_causal:
             cache.write(i, k[:, :, :n_causal], v[:, :, :n_causal])
         if store_sub_cache and sub_cache is not None:
@@ -101,6 +107,28 @@ def block_forward(
     if commit and n_causal:
         cache.advance(n_causal)
     return core.norm(h)
+
+
+@contextmanager
+def lora_only_on(model: torch.nn.Module, keep: torch.Tensor):
+    """Inside: every peft LoRA delta is zero except on the tokens where `keep` is True.
+
+    keep: (T,) or (N, T) bool over the forward's tokens. Implemented as forward hooks that scale the
+    lora_B layers' outputs, so it works with autograd (training) as well as at inference."""
+    handles = []
+
+    def hook(_module, _inputs, out):
+        return out * keep[..., None].to(out.dtype)  # (.., T, 1) against (N, T, out)
+
+    for name, module in model.named_modules():
+        if name.split(".")[-2:-1] == ["lora_B"] or name.endswith("lora_B"):
+            if isinstance(module, torch.nn.Linear):
+                handles.append(module.register_forward_hook(hook))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def lm_logits(model: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """The small model protocol the decoders run on, and its two implementations.
 
-    BlockModel.forward(ids, positions, cache, n_causal=, commit=, q_offset=, sub_cache=, store_sub_cache=)
-        -> final hidden states (R, Tq, Dm)
+    BlockModel.forward(ids, positions, cache, n_causal=, commit=, q_offset=, sub_cache=, store_sub_cache=,
+                       adapt_clean=) -> final hidden states (R, Tq, Dm)
     BlockModel.logits(hidden) -> (..., V) logits, at least float32
 
 ModuleBlockModel   calls the HF model's own modules (so a live peft LoRA adapter applies): the
@@ -11,20 +11,25 @@ PackedBlockModel   the CPU fast path: the same math on weights packed once (q/k/
                    torch's `linear` on (out, in) weights falls off a fast path once a forward has
                    more than ~2 tokens (a 16-token 576x1536 product took 1.0 ms against 0.26 ms
                    with the weight pre-transposed), which is exactly the refiner's regime.
-                   LoRA adapters must be merged into the weights before packing.
+                   A LoRA adapter is either merged into the weights before packing, or packed
+                   beside them as low-rank factors (fused like the weights they adapt).
+
+adapt_clean=False applies a LoRA adapter to the draft tokens only (those after the n_causal clean
+ones): the clean tokens, their K/V and their logits are then the base model's own. The
+draft-and-verify decoder uses this so that what it verifies against is the planner's AR model.
 
 tests/test_diffusion_model.py checks the two against each other and against the HF forward.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import torch
 
+from generators.adapter_io import LoraFactors
 from generators.diffusion.cache import BlockKVCache, SubBlockCache
 from generators.diffusion.forward import ModelShape, apply_rope, block_forward, causal_lm, lm_logits
-from kernels import registry
 
 
 class BlockModel(Protocol):
@@ -32,7 +37,7 @@ class BlockModel(Protocol):
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, cache: BlockKVCache, *, n_causal: int,
                 commit: bool, q_offset: int = 0, sub_cache: SubBlockCache | None = None,
-                store_sub_cache: bool = False) -> torch.Tensor: ...
+                store_sub_cache: bool = False, adapt_clean: bool = True) -> torch.Tensor: ...
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor: ...
 
@@ -65,8 +70,46 @@ class ModuleBlockModel:
         return next(self.model.parameters()).device
 
 
+LowRank = tuple[torch.Tensor, torch.Tensor]  # (A_t (in, r), B_t (r, out)), the scale folded into B_t
+
+
+def _fused_lora(factors: dict, names: Sequence[str], in_dim: int, outs: Sequence[int],
+                like: torch.Tensor) -> LowRank | None:
+    """One low-rank pair for projections packed side by side (q|k|v, gate|up): the A's stacked, B
+    block-diagonal, so x @ A_t @ B_t is every projection's delta in its own output columns."""
+    present = [factors.get(n) for n in names]
+    if all(f is None for f in present):
+        return None
+    for name, f, o in zip(names, present, outs):
+        if f is not None and (f[0].shape[1] != in_dim or f[1].shape[0] != o or f[0].shape[0] != f[1].shape[1]):
+            raise ValueError(f"LoRA factors of {name} do not fit this model: A {tuple(f[0].shape)}, B "
+                             f"{tuple(f[1].shape)} for a {in_dim} -> {o} projection")
+    rank = sum(f[0].shape[0] for f in present if f is not None)
+    a_t = torch.cat([f[0].t() for f in present if f is not None], dim=1).to(like).contiguous()  # (in, sum r)
+    b_t = torch.zeros((rank, sum(outs)), dtype=like.dtype, device=like.device)  # (sum r, sum out)
+    r0, c0 = 0, 0
+    for f, o in zip(present, outs):
+        if f is not None:
+            a, b, scale = f
+            b_t[r0:r0 + a.shape[0], c0:c0 + o] = (b.t() * scale).to(like)
+            r0 += a.shape[0]
+        c0 += o
+    return a_t, b_t
+
+
+def _linear(x: torch.Tensor, w_t: torch.Tensor, lora: LowRank | None, lo: int) -> torch.Tensor:
+    """x (R, T, in) @ w_t, plus the LoRA delta for tokens [lo:] (lo = 0: every token)."""
+    y = x @ w_t
+    if lora is None or lo >= x.shape[1]:
+        return y
+    delta = (x[:, lo:] @ lora[0]) @ lora[1]
+    if lo == 0:
+        return y + delta
+    return torch.cat([y[:, :lo], y[:, lo:] + delta], dim=1)
+
+
 class _PackedLayer:
-    def __init__(self, layer, shape: ModelShape):
+    def __init__(self, layer, shape: ModelShape, lora: dict | None = None):
         attn, mlp = layer.self_attn, layer.mlp
 
         def t(w: torch.Tensor) -> torch.Tensor:
@@ -83,6 +126,12 @@ class _PackedLayer:
         self.ln2 = (layer.post_attention_layernorm.weight.detach(), layer.post_attention_layernorm.variance_epsilon)
         self.scale = attn.scaling
         self.split = (shape.q_heads * shape.head_dim, shape.kv_heads * shape.head_dim, shape.kv_heads * shape.head_dim)
+        lora, like = lora or {}, self.qkv_t
+        inter = mlp.gate_proj.weight.shape[0]
+        self.qkv_lora = _fused_lora(lora, ("q_proj", "k_proj", "v_proj"), self.qkv_t.shape[0], self.split, like)
+        self.o_lora = _fused_lora(lora, ("o_proj",), self.o_t.shape[0], (self.o_t.shape[1],), like)
+        self.gate_up_lora = _fused_lora(lora, ("gate_proj", "up_proj"), self.gate_up_t.shape[0], (inter, inter), like)
+        self.down_lora = _fused_lora(lora, ("down_proj",), self.down_t.shape[0], (self.down_t.shape[1],), like)
 
 
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -95,17 +144,26 @@ def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor
 class PackedBlockModel:
     """Llama-layout weights packed for fast small-batch CPU inference (see module docstring)."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, lora: LoraFactors | None = None):
+        """model: plain weights (a peft wrapper must be merged first, or its factors passed as `lora`).
+        lora: low-rank factors kept beside the weights (adapter_io.lora_factors), so a forward can
+        apply them to every token (adapt_clean=True: the same as merged weights) or to the draft
+        tokens only (the clean tokens then run on the base weights)."""
         lm = causal_lm(model)
         if any("lora" in name for name, _ in lm.named_modules()):
-            raise ValueError("merge LoRA adapters into the weights (merge_and_unload) before packing")
+            raise ValueError("merge LoRA adapters into the weights (merge_and_unload) before packing, or pass "
+                             "their factors as `lora`")
         if lm.config.hidden_act != "silu":
             raise ValueError(f"packed forward supports SiLU MLPs, not {lm.config.hidden_act!r}")
         self.shape = ModelShape.of(model)
         core = lm.model
         self.embed = core.embed_tokens.weight.detach()  # (V, Dm)
         self.rotary = core.rotary_emb
-        self.layers = [_PackedLayer(layer, self.shape) for layer in core.layers]
+        lora = lora or {}
+        if lora and max(lora) >= len(core.layers):
+            raise ValueError(f"LoRA factors name layer {max(lora)}; the model has {len(core.layers)}")
+        self.layers = [_PackedLayer(layer, self.shape, lora.get(i)) for i, layer in enumerate(core.layers)]
+        self.has_lora = bool(lora)
         self.norm = (core.norm.weight.detach(), core.norm.variance_epsilon)
         self.lm_head_t = lm.lm_head.weight.detach().t().contiguous()  # (Dm, V)
 
@@ -119,15 +177,17 @@ class PackedBlockModel:
 
     @torch.inference_mode()
     def forward(self, ids, positions, cache, *, n_causal: int, commit: bool, q_offset: int = 0,
-                sub_cache: SubBlockCache | None = None, store_sub_cache: bool = False) -> torch.Tensor:
+                sub_cache: SubBlockCache | None = None, store_sub_cache: bool = False,
+                adapt_clean: bool = True) -> torch.Tensor:
         s = self.shape
         r, tq = ids.shape
+        lo = 0 if adapt_clean else n_causal  # first token the LoRA factors apply to
         h = self.embed[ids]  # (R, Tq, Dm)
         cos, sin = self.rotary(h, positions)  # (R, Tq, D)
         splice = sub_cache is not None and not store_sub_cache
         for i, L in enumerate(self.layers):
             x = _rms_norm(h, *L.ln1)
-            qkv = x @ L.qkv_t  # (R, Tq, (Hq+2Hkv)D)
+            qkv = _linear(x, L.qkv_t, L.qkv_lora, lo)  # (R, Tq, (Hq+2Hkv)D)
             if L.qkv_bias is not None:
                 qkv = qkv + L.qkv_bias
             q, k, v = qkv.split(L.split, dim=-1)
@@ -136,18 +196,15 @@ class PackedBlockModel:
             v = v.view(r, tq, s.kv_heads, s.head_dim).transpose(1, 2)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
             k_new, v_new = sub_cache.splice(i, k, v, q_offset) if splice else (k, v)
-            out = registry.block_attention(
-                q, cache.k[i], cache.v[i], k_new, v_new, cache.kv_start,
-                cache_len=cache.length, n_causal=n_causal, q_offset=q_offset, scale=L.scale,
-            )  # (R, Hq, Tq, D)
+            out = cache.attend(i, q, k_new, v_new, n_causal=n_causal, q_offset=q_offset, scale=L.scale)  # (R, Hq, Tq, D)
             if commit and n_causal:
                 cache.write(i, k[:, :, :n_causal], v[:, :, :n_causal])
             if store_sub_cache and sub_cache is not None:
                 sub_cache.store(i, k[:, :, n_causal:], v[:, :, n_causal:])
-            attn_out = out.transpose(1, 2).reshape(r, tq, s.q_heads * s.head_dim) @ L.o_t  # (R, Tq, Dm)
-            h = h + (attn_out + L.o_bias if L.o_bias is not None else attn_out)
-            gate, up = (_rms_norm(h, *L.ln2) @ L.gate_up_t).chunk(2, dim=-1)  # (R, Tq, I) each
-            h = h + (torch.nn.functional.silu(gate) * up) @ L.down_t
+            attn_out = _linear(out.transpose(1, 2).reshape(r, tq, s.q_heads * s.head_dim), L.o_t, L.o_lora, lo)
+            h = h + (attn_out + L.o_bias if L.o_bias is not None else attn_out)  # (R, Tq, Dm)
+            gate, up = _linear(_rms_norm(h, *L.ln2), L.gate_up_t, L.gate_up_lora, lo).chunk(2, dim=-1)  # (R, Tq, I)
+            h = h + _linear(torch.nn.functional.silu(gate) * up, L.down_t, L.down_lora, lo)
         if commit and n_causal:
             cache.advance(n_causal)
         return _rms_norm(h, *self.norm)
@@ -162,4 +219,3 @@ def as_block_model(model) -> BlockModel:
     if isinstance(model, torch.nn.Module):
         return ModuleBlockModel(model)
     return model
-    return ModuleBlockModel(model)

@@ -105,3 +105,43 @@ def generate_reference(
                 st.collect_finished(results, stop_checker, t0)
     st.collect_finished(results, stop_checker, t0, force=True)
     return [results[i] for i in range(len(prompts))]
+
+
+@torch.inference_mode()
+def reference_greedy(
+    model: torch.nn.Module,
+    prompts: Sequence[Sequence[int]],
+    *,
+    eos_token_ids: Sequence[int],
+    max_new_tokens: Sequence[int],
+    no_repeat_ngram: int = 0,
+    stop_checker=None,
+) -> list[RowResult]:
+    """The slow twin of verify.generate_verified: greedy AR, one row at a time, one token per forward
+    of the model's own HF forward over the whole sequence (no cache, no drafts, no masks)."""
+    from generators.diffusion.verify import banned_next_tokens
+
+    t0 = time.perf_counter()
+    device = next(model.parameters()).device
+    eos = set(int(e) for e in eos_token_ids)
+    results: list[RowResult] = []
+    for r, (prompt, cap) in enumerate(zip(prompts, max_new_tokens)):
+        out: list[int] = []
+        reason = "length"
+        while len(out) < cap:
+            x = torch.tensor([list(prompt) + out], device=device)
+            logits = model(input_ids=x, use_cache=False).logits[0, -1].float()  # (V,)
+            if no_repeat_ngram:
+                logits[banned_next_tokens(out, no_repeat_ngram)] = float("-inf")
+            token = int(logits.argmax())
+            if token in eos:
+                reason = "eos"
+            else:
+                out.append(token)
+            cut = stop_checker(r, list(out)) if stop_checker is not None else None
+            if cut is not None:
+                out, reason = out[:cut], "stop"
+            if reason != "length":
+                break
+        results.append(RowResult(out, len(out) + (reason == "eos"), time.perf_counter() - t0, reason))
+    return results

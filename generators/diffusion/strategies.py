@@ -69,14 +69,31 @@ class Strategy:
     factor: float = 1.0
     steps_per_block: int | None = None
     """fixed_k only: forward steps per block (default: one token per step)."""
+    drafts: int = 3
+    """verify only: tokens drafted per step, each checked by the model's causal pass (verify.py)."""
+    draft_tree: bool = True
+    """verify only: one draft block per possible acceptance length, so a rejection costs no drafts."""
+    verify_on_base: bool = True
+    """verify only: the adapter drafts, the base weights verify: the output is the base model's greedy."""
+    forward_budget: int | None = None
+    """verify only: most tokens one forward may hold across the batch (None: no limit); see verify.py."""
 
     def __post_init__(self):
-        if self.name not in SELECTORS:
-            raise ValueError(f"unknown strategy {self.name!r}; expected one of {sorted(SELECTORS)}")
+        if self.name not in SELECTORS and self.name != VERIFY:
+            raise ValueError(f"unknown strategy {self.name!r}; expected one of {sorted([*SELECTORS, VERIFY])}")
+        if self.drafts < 1:
+            raise ValueError(f"drafts must be >= 1, got {self.drafts}")
+        if self.forward_budget is not None and self.forward_budget < 1:
+            raise ValueError(f"forward_budget must be >= 1 (or None: no limit), got {self.forward_budget}")
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
         if self.factor <= 0:
             raise ValueError(f"factor must be > 0, got {self.factor}")
+
+    @property
+    def verifies(self) -> bool:
+        """Draft-and-verify decoding (verify.py) instead of committing confident positions."""
+        return self.name == VERIFY
 
     def select(self, conf: torch.Tensor, candidates: torch.Tensor, steps_left: int = 1,
                force: bool = True) -> torch.Tensor:
@@ -85,6 +102,9 @@ class Strategy:
         return SELECTORS[self.name](conf, candidates, threshold=self.threshold, factor=self.factor,
                                     steps_left=steps_left, force=force)
 
+
+VERIFY = "verify"
+"""Not a selector: drafts are committed only when the model's own causal pass agrees (verify.py)."""
 
 SELECTORS: dict[str, Selector] = {
     "threshold": threshold_select,

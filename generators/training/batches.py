@@ -44,7 +44,7 @@ class TrainBatch:
     diff_cols: torch.Tensor
     diff_labels: torch.Tensor
     response_tokens: int
-
+    clean_mask: torch.Tensor | None = None  # (N, T) bool: the x_0 copy
     def to(self, device) -> "TrainBatch":
         return TrainBatch(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.__dict__.items()})
 
@@ -102,7 +102,7 @@ def build_batch(examples: list[dict], *, block: int, mask_id: int, eos_id: int, 
     ar_t = torch.tensor(ar, dtype=torch.long)
     diff_t = torch.tensor(diff, dtype=torch.long).reshape(-1, 3)
     return TrainBatch(ids, pos, mask, ar_t[:, 0], ar_t[:, 1], ar_t[:, 2], diff_t[:, 0], diff_t[:, 1], diff_t[:, 2],
-                      response_tokens=sum(len(r) for _, r in seqs))
+                      response_tokens=sum(len(r) for _, r in seqs), clean_mask=region == 0)
 
 
 def _block_noise(length: int, block: int, rng: random.Random) -> list[bool]:

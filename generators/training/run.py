@@ -59,6 +59,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                       ("block_size", int), ("lora_r", int), ("lr", float), ("max_response_tokens", int),
                       ("precision", str), ("checkpoint_every", int)):
         ap.add_argument("--" + name.replace("_", "-"), type=typ, default=None)
+    ap.add_argument("--draft-only-lora", action="store_true", default=None,
+                    help="LoRA on the noisy copies only: the adapter as draft-and-verify uses it (the clean "
+                         "tokens run on the base weights)")
     return ap.parse_args(argv)
 
 
@@ -149,7 +152,12 @@ def write_card(path: Path, m: dict, family: str) -> None:
 Turns the default planner model into hybridgen's refiner (block size {cfg['block_size']}, shifted logits,
 mask token `<empty_output>`). Trained by `generators/training` (Fast-dLLM v2 recipe: block-wise masking
 with a noise level per block, complementary masks, [x_t ; x_0] layout with a block-diffusion mask,
-token shift, masked-token loss + {cfg['ar_loss_weight']} x AR loss, LoRA on every linear layer).
+token shift, masked-token loss + {cfg['ar_loss_weight']} x AR loss, LoRA on every linear layer{
+    ", applied to the noisy copies only: the clean copy runs on the base weights, as draft-and-verify uses it"
+    if cfg.get('draft_only_lora') else ""}).
+
+hybridgen's default refiner decoder is draft-and-verify: this adapter drafts the next tokens, the base
+weights keep only those the AR model would write itself (`generators/diffusion/verify.py`).
 
 ## Data
 - self-distillation: the base model's own greedy replies to article-section, product-description and

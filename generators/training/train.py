@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from generators.diffusion.adapters import DiffusionFamily
-from generators.diffusion.forward import causal_lm
+from generators.diffusion.forward import causal_lm, lora_only_on
 from generators.loading import LoadedModel
 from generators.training.batches import TrainBatch, build_batch
 from generators.training.data import iterate_forever, read_jsonl
@@ -49,6 +49,9 @@ class TrainConfig:
     checkpoint_every: int = 50
     precision: str = "bf16"
     """bf16 autocast (the recipe; native on GPUs) or fp32 (faster on CPUs without bf16 units)."""
+    draft_only_lora: bool = False
+    """Train the adapter as draft-and-verify uses it by default: LoRA on the noisy copies only, the
+    clean copy (x_0) on the base weights. The AR loss then trains nothing and is only reported."""
     seed: int = 0
 
 
@@ -60,13 +63,14 @@ def make_peft(model: torch.nn.Module, cfg: TrainConfig):
     return get_peft_model(model, config)
 
 
-def batch_losses(model, batch: TrainBatch, autocast_dtype=None) -> dict:
+def batch_losses(model, batch: TrainBatch, autocast_dtype=None, draft_only_lora: bool = False) -> dict:
     """Forward one batch; the loss tensor plus detached numbers."""
     lm = causal_lm(model)
     device = next(model.parameters()).device
     batch = batch.to(device)
     ctx = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else _nullcontext()
-    with ctx:
+    lora_ctx = lora_only_on(model, ~batch.clean_mask) if draft_only_lora else _nullcontext()
+    with ctx, lora_ctx:
         hidden = lm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                           position_ids=batch.position_ids, use_cache=False).last_hidden_state  # (N, T, Dm)
         # logits only where there is a target: a (N*T, 49k) logits tensor would not fit
@@ -134,7 +138,8 @@ def train(lm: LoadedModel, family: DiffusionFamily, data_dir: Path, out_dir: Pat
                   max_response_tokens=cfg.max_response_tokens)
 
     def evaluate(tag: str) -> dict:
-        held = heldout_loss(model, heldout[: max(8, cfg.eval_prompts)], autocast_dtype=autocast_dtype, **common)
+        held = heldout_loss(model, heldout[: max(8, cfg.eval_prompts)], autocast_dtype=autocast_dtype,
+                            draft_only_lora=cfg.draft_only_lora, **common)
         try:
             dec = decode_eval(model, heldout, family=family, mask_id=mask_id, eos_ids=lm.eos_token_ids,
                               pad_id=lm.pad_token_id, block=cfg.block_size, threshold=cfg.eval_threshold,
@@ -156,8 +161,8 @@ def train(lm: LoadedModel, family: DiffusionFamily, data_dir: Path, out_dir: Pat
         batch = build_batch([next(examples) for _ in range(cfg.batch_size)], rng=rng, **common)
         if batch is None:
             continue
-        out = batch_losses(model, batch, autocast_dtype=autocast_dtype)
-        loss = out["diff_loss_t"] + cfg.ar_loss_weight * out["ar_loss_t"]
+        out = batch_losses(model, batch, autocast_dtype=autocast_dtype, draft_only_lora=cfg.draft_only_lora)
+        loss = out["diff_loss_t"] + (0.0 if cfg.draft_only_lora else cfg.ar_loss_weight) * out["ar_loss_t"]
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()

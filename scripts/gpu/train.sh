@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # GPU call 2: self-distillation + adapter training + evaluation within a wall-clock budget.
-# Usage: train.sh [BUDGET_SECONDS]   (results: $OUT/adapter files, metrics, card, log)
+# Usage: train.sh [BUDGET_SECONDS] [more generators.training.run flags, e.g. --draft-only-lora]
+#        (results: $OUT/adapter files, metrics, card, log)
 source "$(dirname "$0")/env.sh"
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 BUDGET=${1:-420}
+shift || true
 set +e
 python3 -m generators.training.run --out /tmp/run --cache-dir /tmp/hgcache --mbpp "$MBPP" \
-  --budget-s "$BUDGET" 2>&1 | tee "$OUT/train.log"
+  --budget-s "$BUDGET" "$@" 2>&1 | tee "$OUT/train.log"
 status=${PIPESTATUS[0]}
 cp /tmp/run/adapter/* "$OUT/" 2>/dev/null
 cp /tmp/run/metrics.json "$OUT/" 2>/dev/null

@@ -1,0 +1,264 @@
+"""Draft-and-verify decoding: the block-diffusion model drafts, its own causal pass verifies.
+
+The confidence-threshold decoder (decoder.py) commits a drafted token when the model is confident
+of it. With the small default refiner that is either slow (τ high: about one token per forward) or
+wrong (τ low: the drafts drift from what the model would write, and validators reject them). Here
+every token that reaches the output is the one the model's causal (AR) head picks after exactly
+the tokens before it, so the output equals that model's greedy AR output; the drafts only decide
+how many tokens one forward yields.
+
+One forward per step, per row (D = drafts per step, u = the last verified token, not yet cached):
+
+    clean run   [u, d1 .. dD]     causal over the row's cache: the logits after u, d1, .. dD are
+                                  the AR choices g0 .. gD. Accept a = the longest prefix with
+                                  d(j+1) == g(j); the row gains d1 .. da and the bonus g(a).
+    draft blocks [mask x D] per attach point e: the block sees the cache and the clean run up to
+                 e, and itself (bidirectional, as the adapter was trained). Block slot 0 sits where
+                 the bonus will go; slots 0 .. D-1 predict the D tokens after it: the next drafts.
+                 tree=True: one block per e = 0 .. D, so whatever a turns out to be, the next step
+                 has drafts (the block at e = a). tree=False: one block after the whole run, whose
+                 drafts are usable only when everything was accepted.
+
+verify_on_base (the default): a LoRA adapter acts on the draft blocks only, so the clean run, its
+K/V and the choices g are the base model's: the output is exactly the base (planner) model's greedy
+AR output, whatever the adapter drafts. False: the adapter acts on every token (the output is the
+adapted model's own greedy AR output; its drafts agree with it more often).
+
+forward_budget caps the tokens one forward may hold across the batch. A CPU runs a forward of a few
+tokens in about the time of one, but not of hundreds: with many rows live, drafting would cost more
+than it yields, so each step drafts as many tokens per row as fit the budget (0 at worst: a plain
+AR step). As rows finish, drafting resumes. The output does not depend on it; only speed does.
+
+The clean run's K/V are staged in the row cache and the row keeps the first a + 1 (u, d1 .. da);
+the bonus becomes the next u. The first forward is the prompt itself with one draft block after
+it. Rows advance by different amounts, hence `RowKVCache` (per-row lengths, explicit masks).
+
+Sampling (temperature > 0) draws g(j) from the causal distribution with each row's generator and
+accepts a draft only when it equals the draw: still an exact sample of the model, with fewer
+accepted drafts. `no_repeat_ngram` bans, at each causal position, the tokens that would repeat an
+n-gram of the row's output so far, as an AR decoder would.
+
+`reference.reference_greedy` is the slow twin: one token per full forward, no cache; the parity
+tests hold this decoder to it token for token.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+
+import torch
+
+from generators.diffusion.adapters import DiffusionFamily
+from generators.diffusion.model import BlockModel, as_block_model
+from generators.diffusion.proposals import DecodeConfig, propose
+from generators.diffusion.row_cache import RowKVCache
+from generators.prompts import left_pad
+from generators.results import RowResult
+from generators.sampling import row_generators
+
+StopChecker = Callable[[int, list[int]], "int | None"]
+
+
+def span_mask(c_valid: torch.Tensor, attach: torch.Tensor, live: torch.Tensor, block: int) -> torch.Tensor:
+    """(R, Tn, Tn) bool attention pattern of one forward's new span: [clean run C | draft blocks].
+
+    c_valid (R, C) bool   real clean-run slots (padding slots see only themselves)
+    attach  (R, nb) long  clean-run slot each draft block follows
+    live    (R, nb) bool  blocks whose attach point is real (dead blocks see only themselves)
+    block   int           slots per draft block
+    """
+    r, c = c_valid.shape
+    nb = attach.shape[1]
+    tn = c + nb * block
+    dev = c_valid.device
+    ci = torch.arange(c, device=dev)
+    causal = (ci[None, :] <= ci[:, None])[None] & c_valid[:, None, :] & c_valid[:, :, None]  # (R, C, C)
+    mask = torch.zeros((r, tn, tn), dtype=torch.bool, device=dev)
+    mask[:, :c, :c] = causal
+    for b in range(nb):
+        lo, hi = c + b * block, c + (b + 1) * block
+        sees = (ci[None, :] <= attach[:, b:b + 1]) & c_valid & live[:, b:b + 1]  # (R, C)
+        mask[:, lo:hi, :c] = sees[:, None, :]
+        mask[:, lo:hi, lo:hi] = True
+    mask |= torch.eye(tn, dtype=torch.bool, device=dev)[None]  # no query is left without a key
+    return mask
+
+
+def banned_next_tokens(seq: Sequence[int], n: int) -> list[int]:
+    """Tokens t such that seq + [t] would end with an n-gram already in seq (n >= 2)."""
+    if n < 2 or len(seq) < n - 1:
+        return []
+    key = list(seq[len(seq) - n + 1:])
+    return [seq[i + n - 1] for i in range(len(seq) - n + 1) if list(seq[i:i + n - 1]) == key]
+
+
+@torch.inference_mode()
+def generate_verified(
+    model: torch.nn.Module | BlockModel,
+    prompts: Sequence[Sequence[int]],
+    *,
+    family: DiffusionFamily,
+    mask_token_id: int,
+    eos_token_ids: Sequence[int],
+    pad_token_id: int,
+    config: DecodeConfig = DecodeConfig(),
+    drafts: int = 3,
+    tree: bool = True,
+    verify_on_base: bool = True,
+    forward_budget: int | None = None,
+    seeds: Sequence[int] | None = None,
+    max_new_tokens: Sequence[int] | None = None,
+    stop_checker: StopChecker | None = None,
+) -> list[RowResult]:
+    """Decode a continuation for every prompt; one RowResult per prompt, in order."""
+    if not family.shift:
+        raise ValueError(f"draft-and-verify needs a shifted family (AR-style logits); {family.name!r} is not")
+    if drafts < 1:
+        raise ValueError(f"drafts must be >= 1, got {drafts}")
+    if forward_budget is not None and forward_budget < 1:
+        raise ValueError(f"forward_budget must be >= 1 token (or None: no limit), got {forward_budget}")
+    if not prompts:
+        return []
+    t0 = time.perf_counter()
+    bm = as_block_model(model)
+    n = len(prompts)
+    caps = list(max_new_tokens) if max_new_tokens is not None else [config.max_new_tokens] * n
+    if len(caps) != n or any(c < 1 for c in caps):
+        raise ValueError("max_new_tokens must give a cap >= 1 for every prompt")
+    dev, D = bm.device, drafts
+    adapt_clean = not verify_on_base
+
+    def drafts_for(rows_left: int) -> int:
+        """The most drafts (<= D) whose forward stays within the budget: (1+d) + blocks*d tokens per row."""
+        if forward_budget is None:
+            return D
+        for d in range(D, 0, -1):
+            if rows_left * ((1 + d) + (d + 1 if tree else 1) * d) <= forward_budget:
+                return d
+        return 0
+    ids, attn = left_pad([list(p) for p in prompts], pad_token_id, dev)  # (R, P)
+    P = ids.shape[1]
+    kv_start = (P - attn.sum(dim=1)).long()  # (R,)
+    shape = bm.shape
+    cache = RowKVCache(shape.n_layers, n, shape.kv_heads, shape.head_dim, P + max(caps) + D + 2, kv_start,
+                       bm.dtype, dev)
+    eos = set(int(e) for e in eos_token_ids)
+    gens = row_generators(list(seeds) if seeds is not None else [0] * n, dev) if config.temperature > 0 else None
+    rows = list(range(n))  # original index of each live row
+    outs: list[list[int]] = [[] for _ in range(n)]
+    forwards = [0] * n
+    results: dict[int, RowResult] = {}
+
+    def choose(logits: torch.Tensor, prefixes: Callable[[], list[list[list[int]]]]) -> torch.Tensor:
+        """logits (R, C, V) at causal positions -> the AR choice at each (R, C), bans applied.
+        prefixes() gives, per row and position, the output the choice would extend."""
+        if config.no_repeat_ngram:
+            logits = logits.clone()
+            for i, row_prefixes in enumerate(prefixes()):
+                for j, seq in enumerate(row_prefixes):
+                    banned = banned_next_tokens(seq, config.no_repeat_ngram)
+                    if banned:
+                        logits[i, j, banned] = float("-inf")
+        tokens, _ = propose(logits, config.temperature, config.top_p, gens)
+        return tokens
+
+    # -- prefill: the prompt (causal, into the cache) + one draft block after it -------------------------
+    slot = torch.arange(P, device=dev)
+    c_valid = slot[None, :] >= kv_start[:, None]  # (R, P)
+    attach = torch.full((n, 1), P - 1, dtype=torch.long, device=dev)
+    live = torch.ones((n, 1), dtype=torch.bool, device=dev)
+    span = torch.cat([ids, torch.full((n, D), mask_token_id, dtype=torch.long, device=dev)], dim=1)
+    pos_c = (slot[None, :] - kv_start[:, None]).clamp(min=0)  # (R, P)
+    first_pos = P - kv_start  # (R,) position of the first new token
+    positions = torch.cat([pos_c, first_pos[:, None] + torch.arange(D, device=dev)[None, :]], dim=1)
+    cache.new_mask = span_mask(c_valid, attach, live, D)
+    h = bm.forward(span, positions, cache, n_causal=P, commit=True, adapt_clean=adapt_clean)  # (R, P + D, Dm)
+    cache.accept(torch.full((n,), P, dtype=torch.long, device=dev))
+    pending = choose(bm.logits(h[:, P - 1:P]), lambda: [[[]] for _ in rows])[:, 0]  # (R,)
+    draft = bm.logits(h[:, P:P + D]).argmax(dim=-1)  # (R, D)
+    n_draft = torch.full((n,), D, dtype=torch.long, device=dev)  # (R,) real drafts per row
+    pos0 = first_pos.clone()  # (R,) position of the pending token
+    for r in rows:
+        forwards[r] += 1
+        outs[r].append(int(pending[r]))
+
+    def finish() -> torch.Tensor | None:
+        nonlocal rows
+        keep: list[int] = []
+        for i, r in enumerate(rows):
+            out = outs[r]
+            cut_eos = next((k for k, t in enumerate(out) if t in eos), None)
+            limit = min(caps[r], len(out) if cut_eos is None else cut_eos)
+            prefix, reason = out[:limit], None
+            if stop_checker is not None:
+                cut = stop_checker(r, list(prefix))
+                if cut is not None:
+                    reason, prefix = "stop", prefix[:cut]
+            if reason is None and cut_eos is not None and cut_eos < caps[r]:
+                reason = "eos"
+            elif reason is None and len(out) >= caps[r]:
+                reason = "length"
+            if reason is None:
+                keep.append(i)
+            else:
+                results[r] = RowResult(list(prefix), forwards[r], time.perf_counter() - t0, reason)
+        if len(keep) == len(rows):
+            return None
+        rows = [rows[i] for i in keep]
+        return torch.tensor(keep, dtype=torch.long, device=dev)
+
+    while True:
+        keep = finish()
+        if keep is not None:
+            if not rows:
+                break
+            cache.select_rows(keep)
+            pending, draft, n_draft, pos0 = (t.index_select(0, keep) for t in (pending, draft, n_draft, pos0))
+            if gens is not None:
+                gens = [gens[i] for i in keep.tolist()]
+        R = len(rows)
+        d = drafts_for(R)  # this step's drafts per row: fewer when the batch fills the forward budget
+        if draft.shape[1] > d:
+            draft, n_draft = draft[:, :d], n_draft.clamp(max=d)
+        elif draft.shape[1] < d:  # slots without a draft yet: masked, never compared
+            pad = torch.full((R, d - draft.shape[1]), mask_token_id, dtype=torch.long, device=dev)
+            draft = torch.cat([draft, pad], dim=1)
+        blocks = 0 if d == 0 else d + 1 if tree else 1
+        # -- one step: clean run [u, d1..dd] + draft blocks ---------------------------------------------
+        steps = torch.arange(d + 1, device=dev)
+        c_valid = steps[None, :] <= n_draft[:, None]  # (R, 1+d)
+        attach = steps[None, :].expand(R, -1) if tree else n_draft[:, None]  # (R, blocks) (tree or one block)
+        attach = attach[:, :blocks]
+        live = attach <= n_draft[:, None]
+        span = torch.cat([pending[:, None], draft,
+                          torch.full((R, blocks * d), mask_token_id, dtype=torch.long, device=dev)], dim=1)
+        pos_c = pos0[:, None] + steps[None, :]  # (R, 1+d)
+        pos_b = (pos0[:, None, None] + attach[:, :, None] + 1
+                 + torch.arange(d, device=dev)[None, None, :]).reshape(R, blocks * d)
+        cache.new_mask = span_mask(c_valid, attach, live, d)
+        h = bm.forward(span, torch.cat([pos_c, pos_b], dim=1), cache, n_causal=d + 1, commit=True,
+                       adapt_clean=adapt_clean)
+        for r in rows:
+            forwards[r] += 1
+        # verify: the AR choice after u, d1, .., dd (each assuming the drafts before it)
+        g = choose(bm.logits(h[:, :d + 1]),
+                   lambda: [[outs[r] + draft[i, :j].tolist() for j in range(d + 1)] for i, r in enumerate(rows)])
+        match = (g[:, :d] == draft) & (steps[None, :d] < n_draft[:, None])  # (R, d)
+        a = match.long().cumprod(dim=-1).sum(dim=-1)  # (R,) drafts accepted
+        bonus = g.gather(1, a[:, None])[:, 0]  # (R,)
+        cache.accept(a + 1)  # u, d1 .. da
+        for i, r in enumerate(rows):
+            outs[r].extend(draft[i, :int(a[i])].tolist() + [int(bonus[i])])
+        pending, pos0 = bonus, pos0 + a + 1
+        if blocks == 0:
+            draft, n_draft = draft[:, :0], torch.zeros_like(n_draft)
+            continue
+        # next drafts: the block attached where the accepted run ends (usable only if there is one)
+        chosen = a if tree else torch.zeros_like(a)  # (R,) block index
+        usable = live.gather(1, chosen[:, None])[:, 0] & (attach.gather(1, chosen[:, None])[:, 0] == a)
+        idx = (d + 1 + chosen * d)[:, None] + torch.arange(d, device=dev)[None, :]  # (R, d)
+        hb = h.gather(1, idx[:, :, None].expand(-1, -1, h.shape[-1]))  # (R, d, Dm)
+        draft = bm.logits(hb).argmax(dim=-1)
+        n_draft = torch.where(usable, d, 0)
+    return [results[i] for i in range(n)]
