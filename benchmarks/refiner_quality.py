@@ -17,8 +17,8 @@ decoding algorithm itself commits per forward (the number the issue's target is 
 
 Generative perplexity. exp(total NLL / total tokens) of the generated tokens (EOS excluded, as
 `RowResult.token_ids` excludes it) given the chat prompt, under the *base* AR model without the
-adapter (`load_refiner` merges the LoRA into a deep copy, so `lm.model` is still the base; the
-caller asserts it has no LoRA modules). Token-weighted over all prompts. Note AR greedy picks the
+adapter (`load_refiner` packs copies of the weights with the LoRA factors beside them, so `lm.model`
+is still the base; the caller asserts it has no LoRA modules). Token-weighted over all prompts. Note AR greedy picks the
 judge's argmax at every step, so its perplexity is close to the lowest any decoder can reach:
 the ratio measures how far the refiner strays from the planner, not absolute fluency.
 
@@ -258,9 +258,9 @@ def plot_tau_sweep(points: Sequence[dict], ar: dict, path: Path | str, *, tpf_ta
         if verify_points:
             ax.plot([p["tokens_per_forward"] for p in verify_points], [p[key] for p in verify_points], "s-",
                     color="tab:purple", label="refiner, draft-and-verify")
-            for p in verify_points:
+            for j, p in enumerate(verify_points):  # alternate too: the points sit close along x
                 ax.annotate(f"D={p['drafts']}", (p["tokens_per_forward"], p[key]), textcoords="offset points",
-                            xytext=(4, -12), fontsize=8, color="tab:purple")
+                            xytext=(4, -12 if j % 2 == 0 else 6), fontsize=8, color="tab:purple")
         ax.axhline(ar[key], color="k", lw=1, label="AR greedy")
         ax.axhline(target, color="r", ls="--", lw=1, label=target_label)
         ax.axvline(tpf_target, color="g", ls=":", lw=1, label=f"target {tpf_target} tok/fwd")

@@ -40,7 +40,7 @@ class Runtime:
 
     @property
     def refiner(self):
-        """The block-diffusion refiner: the planner's weights with the adapter merged in, packed."""
+        """The block-diffusion refiner: the planner's weights packed, with the adapter's factors beside them."""
         with self._lock:
             if self._refiner is None:
                 from generators.refiner import load_refiner

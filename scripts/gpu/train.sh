@@ -13,5 +13,10 @@ status=${PIPESTATUS[0]}
 cp /tmp/run/adapter/* "$OUT/" 2>/dev/null
 cp /tmp/run/metrics.json "$OUT/" 2>/dev/null
 cp /tmp/run/train/metrics.jsonl "$OUT/train_metrics.jsonl" 2>/dev/null
+# Decoder speed on the GPU with the new adapter: AR vs the threshold decoder vs draft-and-verify (about 1 min)
+if [ -f /tmp/run/adapter/adapter_config.json ]; then
+  timeout 240 python3 benchmarks/refiner.py --skip-quality --adapter /tmp/run/adapter 2>&1 | tail -40 \
+    | tee "$OUT/refiner_speed.txt"
+fi
 ls -la "$OUT"
 exit $status
