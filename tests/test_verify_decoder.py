@@ -200,3 +200,23 @@ def test_budget_drafts_more_as_rows_finish():
     expected = [PositionModel.token_at(p) for p in range(3, 23)]
     assert tight[2].token_ids == loose[2].token_ids == expected
     assert loose[2].forward_passes < tight[2].forward_passes
+
+
+def test_edge_cases_match_the_reference():
+    m = model("tiny-qwen2")
+    prompts = [[5], PROMPTS[1], [7, 8]]  # a one-token prompt beside a long one
+    plain = reference_greedy(m, prompts, eos_token_ids=[-1], max_new_tokens=[6, 6, 6])
+    first = plain[2].token_ids[0]
+    cases = [
+        dict(caps=[1, 1, 1]),  # every row done by the prefill
+        dict(caps=[1, 9, 4]),
+        dict(caps=[6, 6, 6], eos=(first,)),  # row 2 ends at its first token (nothing delivered)
+        dict(caps=[6, 6, 6], stop_checker=lambda row, toks: 0 if toks else None),  # cut before anything
+    ]
+    for case in cases:
+        fast = verified(m, prompts, caps=case["caps"], eos=case.get("eos", (-1,)), stop_checker=case.get("stop_checker"))
+        ref = reference_greedy(m, prompts, eos_token_ids=list(case.get("eos", (-1,))), max_new_tokens=case["caps"],
+                               stop_checker=case.get("stop_checker"))
+        assert [(r.token_ids, r.finish_reason) for r in fast] == [(r.token_ids, r.finish_reason) for r in ref], case
+    assert verified(m, prompts, caps=[6, 6, 6], eos=(first,))[2].token_ids == []
+    assert verified(m, []) == []
