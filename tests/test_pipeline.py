@@ -152,3 +152,19 @@ def test_refiner_overrides_per_kind(tiny_settings):
     for bad in ("poem:threshold=1", "code:speed=2", "code:threshold=high", "code"):
         with pytest.raises(ValueError, match="HYBRIDGEN_REFINER_OVERRIDES"):
             parse_overrides(bad)
+
+
+def test_hybrid_spans_are_the_ar_modes_spans_and_the_threshold_decoder_stays_selectable(runtime, monkeypatch):
+    accept_any_plan(monkeypatch)
+    runtime.settings = runtime.settings.replace(validators_disabled=ALL_VALIDATORS)
+    ar = _generate(jobs("ar"), runtime)
+    hybrid = _generate(jobs("hybrid"), runtime)
+    for item_id in ar:
+        [a], [h] = ar[item_id].attempts, hybrid[item_id].attempts
+        # draft-and-verify keeps only what the AR model would write: the same item, token for token
+        assert h.path == "hybrid" and h.output == a.output
+        assert h.timings["refiner_decoder"].startswith("draft-and-verify")
+    runtime.settings = runtime.settings.replace(refiner_drafts=0)
+    threshold = _generate(jobs("hybrid"), runtime)
+    assert all(o.attempts[0].timings["refiner_decoder"].startswith("threshold 0.9") for o in threshold.values())
+    assert any(threshold[i].output != ar[i].output for i in ar)  # the random tiny adapter-less refiner drifts
