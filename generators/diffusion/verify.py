@@ -45,6 +45,7 @@ tests hold this decoder to it token for token.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -93,6 +94,73 @@ def banned_next_tokens(seq: Sequence[int], n: int) -> list[int]:
     return [seq[i + n - 1] for i in range(len(seq) - n + 1) if list(seq[i:i + n - 1]) == key]
 
 
+def step_tokens(d: int, tree: bool) -> int:
+    """Tokens per row in a step with d drafts: the clean run (1+d) and its draft blocks."""
+    return (1 + d) + (d + 1 if tree else 1) * d if d else 1
+
+
+def drafts_within(budget: int | None, rows: int, most: int, tree: bool) -> int:
+    """The most drafts per row (<= most) whose forward holds at most `budget` tokens (None: no limit)."""
+    if budget is None:
+        return most
+    return next((d for d in range(most, 0, -1) if rows * step_tokens(d, tree) <= budget), 0)
+
+
+def fit_drafts(draft: torch.Tensor, n_draft: torch.Tensor, d: int, mask_token_id: int):
+    """Drafts (R, k) and counts (R,) resized to d slots: cut, or padded with masks never compared."""
+    if draft.shape[1] > d:
+        return draft[:, :d], n_draft.clamp(max=d)
+    pad = torch.full((draft.shape[0], d - draft.shape[1]), mask_token_id, dtype=torch.long, device=draft.device)
+    return torch.cat([draft, pad], dim=1), n_draft
+
+
+@dataclass
+class StepSpan:
+    """One step's new span, per row: [u, d1 .. dd | draft blocks], with what the decoder needs later."""
+
+    ids: torch.Tensor  # (R, Tn)
+    positions: torch.Tensor  # (R, Tn)
+    mask: torch.Tensor  # (R, Tn, Tn)
+    attach: torch.Tensor  # (R, blocks) clean-run slot each block follows
+    live: torch.Tensor  # (R, blocks)
+
+
+def step_span(pending: torch.Tensor, draft: torch.Tensor, n_draft: torch.Tensor, pos0: torch.Tensor, *,
+              tree: bool, mask_token_id: int) -> StepSpan:
+    """pending (R,) the last verified token at positions pos0 (R,); draft (R, d) of which n_draft (R,)
+    are real. Tree: one block per attach point 0 .. d; otherwise one block after the real drafts."""
+    r, d = draft.shape
+    dev = draft.device
+    blocks = 0 if d == 0 else d + 1 if tree else 1
+    steps = torch.arange(d + 1, device=dev)
+    c_valid = steps[None, :] <= n_draft[:, None]  # (R, 1+d)
+    attach = (steps[None, :].expand(r, -1) if tree else n_draft[:, None])[:, :blocks]  # (R, blocks)
+    live = attach <= n_draft[:, None]
+    ids = torch.cat([pending[:, None], draft,
+                     torch.full((r, blocks * d), mask_token_id, dtype=torch.long, device=dev)], dim=1)
+    pos_c = pos0[:, None] + steps[None, :]  # (R, 1+d)
+    pos_b = (pos0[:, None, None] + attach[:, :, None] + 1
+             + torch.arange(d, device=dev)[None, None, :]).reshape(r, blocks * d)
+    return StepSpan(ids, torch.cat([pos_c, pos_b], dim=1), span_mask(c_valid, attach, live, d), attach, live)
+
+
+def row_outcome(out: list[int], cap: int, eos: set[int], stop: Callable[[list[int]], "int | None"] | None
+                ) -> tuple[list[int], str] | None:
+    """(tokens, finish reason) once a row's output is final, else None. As the block decoder: EOS and
+    what follows it are dropped, the cap cuts, a stop sequence cuts where the checker says."""
+    cut_eos = next((k for k, t in enumerate(out) if t in eos), None)
+    prefix = out[:min(cap, len(out) if cut_eos is None else cut_eos)]
+    if stop is not None:
+        cut = stop(list(prefix))
+        if cut is not None:
+            return prefix[:cut], "stop"
+    if cut_eos is not None and cut_eos < cap:
+        return prefix, "eos"
+    if len(out) >= cap:
+        return prefix, "length"
+    return None
+
+
 @torch.inference_mode()
 def generate_verified(
     model: torch.nn.Module | BlockModel,
@@ -129,14 +197,6 @@ def generate_verified(
     dev, D = bm.device, drafts
     adapt_clean = not verify_on_base
 
-    def drafts_for(rows_left: int) -> int:
-        """The most drafts (<= D) whose forward stays within the budget: (1+d) + blocks*d tokens per row."""
-        if forward_budget is None:
-            return D
-        for d in range(D, 0, -1):
-            if rows_left * ((1 + d) + (d + 1 if tree else 1) * d) <= forward_budget:
-                return d
-        return 0
     ids, attn = left_pad([list(p) for p in prompts], pad_token_id, dev)  # (R, P)
     P = ids.shape[1]
     kv_start = (P - attn.sum(dim=1)).long()  # (R,)
@@ -184,25 +244,16 @@ def generate_verified(
         outs[r].append(int(pending[r]))
 
     def finish() -> torch.Tensor | None:
+        """Record finished rows; returns the index of the rows kept (None: all of them)."""
         nonlocal rows
         keep: list[int] = []
         for i, r in enumerate(rows):
-            out = outs[r]
-            cut_eos = next((k for k, t in enumerate(out) if t in eos), None)
-            limit = min(caps[r], len(out) if cut_eos is None else cut_eos)
-            prefix, reason = out[:limit], None
-            if stop_checker is not None:
-                cut = stop_checker(r, list(prefix))
-                if cut is not None:
-                    reason, prefix = "stop", prefix[:cut]
-            if reason is None and cut_eos is not None and cut_eos < caps[r]:
-                reason = "eos"
-            elif reason is None and len(out) >= caps[r]:
-                reason = "length"
-            if reason is None:
+            stop = (lambda tokens, r=r: stop_checker(r, tokens)) if stop_checker is not None else None
+            done = row_outcome(outs[r], caps[r], eos, stop)
+            if done is None:
                 keep.append(i)
             else:
-                results[r] = RowResult(list(prefix), forwards[r], time.perf_counter() - t0, reason)
+                results[r] = RowResult(done[0], forwards[r], time.perf_counter() - t0, done[1])
         if len(keep) == len(rows):
             return None
         rows = [rows[i] for i in keep]
@@ -217,46 +268,30 @@ def generate_verified(
             pending, draft, n_draft, pos0 = (t.index_select(0, keep) for t in (pending, draft, n_draft, pos0))
             if gens is not None:
                 gens = [gens[i] for i in keep.tolist()]
-        R = len(rows)
-        d = drafts_for(R)  # this step's drafts per row: fewer when the batch fills the forward budget
-        if draft.shape[1] > d:
-            draft, n_draft = draft[:, :d], n_draft.clamp(max=d)
-        elif draft.shape[1] < d:  # slots without a draft yet: masked, never compared
-            pad = torch.full((R, d - draft.shape[1]), mask_token_id, dtype=torch.long, device=dev)
-            draft = torch.cat([draft, pad], dim=1)
-        blocks = 0 if d == 0 else d + 1 if tree else 1
-        # -- one step: clean run [u, d1..dd] + draft blocks ---------------------------------------------
-        steps = torch.arange(d + 1, device=dev)
-        c_valid = steps[None, :] <= n_draft[:, None]  # (R, 1+d)
-        attach = steps[None, :].expand(R, -1) if tree else n_draft[:, None]  # (R, blocks) (tree or one block)
-        attach = attach[:, :blocks]
-        live = attach <= n_draft[:, None]
-        span = torch.cat([pending[:, None], draft,
-                          torch.full((R, blocks * d), mask_token_id, dtype=torch.long, device=dev)], dim=1)
-        pos_c = pos0[:, None] + steps[None, :]  # (R, 1+d)
-        pos_b = (pos0[:, None, None] + attach[:, :, None] + 1
-                 + torch.arange(d, device=dev)[None, None, :]).reshape(R, blocks * d)
-        cache.new_mask = span_mask(c_valid, attach, live, d)
-        h = bm.forward(span, torch.cat([pos_c, pos_b], dim=1), cache, n_causal=d + 1, commit=True,
-                       adapt_clean=adapt_clean)
+        d = drafts_within(forward_budget, len(rows), D, tree)  # fewer when many rows share the forward
+        draft, n_draft = fit_drafts(draft, n_draft, d, mask_token_id)
+        # -- one step: clean run [u, d1..dd] (verifies) + draft blocks (propose) -------------------------
+        step = step_span(pending, draft, n_draft, pos0, tree=tree, mask_token_id=mask_token_id)
+        cache.new_mask = step.mask
+        h = bm.forward(step.ids, step.positions, cache, n_causal=d + 1, commit=True, adapt_clean=adapt_clean)
         for r in rows:
             forwards[r] += 1
         # verify: the AR choice after u, d1, .., dd (each assuming the drafts before it)
         g = choose(bm.logits(h[:, :d + 1]),
                    lambda: [[outs[r] + draft[i, :j].tolist() for j in range(d + 1)] for i, r in enumerate(rows)])
-        match = (g[:, :d] == draft) & (steps[None, :d] < n_draft[:, None])  # (R, d)
+        match = (g[:, :d] == draft) & (torch.arange(d, device=dev)[None, :] < n_draft[:, None])  # (R, d)
         a = match.long().cumprod(dim=-1).sum(dim=-1)  # (R,) drafts accepted
         bonus = g.gather(1, a[:, None])[:, 0]  # (R,)
         cache.accept(a + 1)  # u, d1 .. da
         for i, r in enumerate(rows):
             outs[r].extend(draft[i, :int(a[i])].tolist() + [int(bonus[i])])
         pending, pos0 = bonus, pos0 + a + 1
-        if blocks == 0:
-            draft, n_draft = draft[:, :0], torch.zeros_like(n_draft)
+        if d == 0:  # a plain AR step: no blocks, no drafts
+            n_draft = torch.zeros_like(n_draft)
             continue
         # next drafts: the block attached where the accepted run ends (usable only if there is one)
         chosen = a if tree else torch.zeros_like(a)  # (R,) block index
-        usable = live.gather(1, chosen[:, None])[:, 0] & (attach.gather(1, chosen[:, None])[:, 0] == a)
+        usable = step.live.gather(1, chosen[:, None])[:, 0] & (step.attach.gather(1, chosen[:, None])[:, 0] == a)
         idx = (d + 1 + chosen * d)[:, None] + torch.arange(d, device=dev)[None, :]  # (R, d)
         hb = h.gather(1, idx[:, :, None].expand(-1, -1, h.shape[-1]))  # (R, d, Dm)
         draft = bm.logits(hb).argmax(dim=-1)
