@@ -65,3 +65,29 @@ def test_draft_only_training_leaves_the_clean_copy_on_the_base_weights(tmp_path)
     assert final["diff_loss"] != start["diff_loss"]
     assert final["ar_loss"] == start["ar_loss"]
     assert any(float(p.detach().abs().sum()) > 0 for n, p in result["model"].named_parameters() if "lora_B" in n)
+
+
+def test_a_run_can_start_from_an_existing_adapter(tmp_path):
+    import pytest
+
+    from generators.adapter_io import save_adapter
+
+    torch.manual_seed(0)
+    lm = load_model("tiny-llama", cache_dir=tmp_path, dtype="float64")
+    data = _data(tmp_path, lm)
+    cfg = TrainConfig(batch_size=2, max_steps=2, warmup_steps=1, eval_every=0, eval_prompts=2, eval_new_tokens=6,
+                      checkpoint_every=0, precision="fp32", lora_r=4, lora_alpha=8, lr=5e-2, max_response_tokens=12)
+    first = train(lm, get_family("tiny-shifted"), data, tmp_path / "a", cfg)
+    save_adapter(first["model"], tmp_path / "adapter", base_name="tiny-llama")
+    records_a = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    start_a, final_a = records_a[0], records_a[-1]
+    assert abs(final_a["diff_loss"] - start_a["diff_loss"]) > 0.1  # the first run moved
+    again = load_model("tiny-llama", cache_dir=tmp_path, dtype="float64")
+    cont = TrainConfig(**{**cfg.__dict__, "init_from": str(tmp_path / "adapter")})
+    train(again, get_family("tiny-shifted"), data, tmp_path / "b", cont)
+    start_b = json.loads((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()[0])
+    # the second run starts where the first ended (bf16 storage of the adapter: close, not bit-equal)
+    assert start_b["tag"] == "start" and abs(start_b["diff_loss"] - final_a["diff_loss"]) < 0.02
+    with pytest.raises(ValueError, match="LoRA rank is 4, this run's is 8"):
+        train(load_model("tiny-llama", cache_dir=tmp_path, dtype="float64"), get_family("tiny-shifted"), data,
+              tmp_path / "c", TrainConfig(**{**cont.__dict__, "lora_r": 8}))

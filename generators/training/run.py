@@ -57,7 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name, typ in (("train_prompts", int), ("heldout_prompts", int), ("generation_batch", int),
                       ("batch_size", int), ("max_steps", int), ("eval_every", int), ("eval_prompts", int),
                       ("block_size", int), ("lora_r", int), ("lr", float), ("max_response_tokens", int),
-                      ("precision", str), ("checkpoint_every", int)):
+                      ("precision", str), ("checkpoint_every", int), ("init_from", str)):
         ap.add_argument("--" + name.replace("_", "-"), type=typ, default=None)
     ap.add_argument("--draft-only-lora", action="store_true", default=None,
                     help="LoRA on the noisy copies only: the adapter as draft-and-verify uses it (the clean "

@@ -49,6 +49,9 @@ class TrainConfig:
     checkpoint_every: int = 50
     precision: str = "bf16"
     """bf16 autocast (the recipe; native on GPUs) or fp32 (faster on CPUs without bf16 units)."""
+    init_from: str | None = None
+    """An adapter folder (same rank) whose weights start the run instead of a fresh LoRA, e.g. the
+    shipped adapter, to retrain it with draft_only_lora."""
     draft_only_lora: bool = False
     """Train the adapter as draft-and-verify uses it by default: LoRA on the noisy copies only, the
     clean copy (x_0) on the base weights. The AR loss then trains nothing and is only reported."""
@@ -102,6 +105,8 @@ def train(lm: LoadedModel, family: DiffusionFamily, data_dir: Path, out_dir: Pat
     mask_id = family.resolve_mask_id(lm.tokenizer)
     eos_id = lm.eos_token_ids[0]
     model = make_peft(lm.model, cfg)
+    if cfg.init_from:
+        _start_from(model, Path(cfg.init_from), cfg)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.98))
@@ -187,6 +192,26 @@ def train(lm: LoadedModel, family: DiffusionFamily, data_dir: Path, out_dir: Pat
     final = evaluate("final")
     (out_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     return {"final": final, "state": state, "model": model}
+
+
+def _start_from(model, adapter_dir: Path, cfg: TrainConfig) -> None:
+    from peft import set_peft_model_state_dict
+
+    from generators.adapter_io import load_adapter_state
+
+    config_path = adapter_dir / "adapter_config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"--init-from {adapter_dir}: no adapter_config.json there")
+    rank = json.loads(config_path.read_text()).get("r")
+    if rank != cfg.lora_r:
+        raise ValueError(f"--init-from {adapter_dir}: its LoRA rank is {rank}, this run's is {cfg.lora_r} "
+                         "(set --lora-r to match)")
+    dtype = next(model.parameters()).dtype
+    state = {k: v.to(dtype) for k, v in load_adapter_state(adapter_dir).items()}
+    result = set_peft_model_state_dict(model, state)
+    if getattr(result, "unexpected_keys", None):
+        raise ValueError(f"--init-from {adapter_dir}: weights do not fit this model ({result.unexpected_keys[:3]}...)")
+    log.info("started from the adapter at %s", adapter_dir)
 
 
 def _lr_factor(step: int, cfg: TrainConfig, progress: float) -> float:
