@@ -10,7 +10,8 @@ from generators.diffusion.forward import ModelShape
 from generators.diffusion.model import PackedBlockModel
 from generators.diffusion.proposals import DecodeConfig
 from generators.diffusion.reference import reference_greedy
-from generators.diffusion.verify import banned_next_tokens, generate_verified, span_mask
+from generators.diffusion.proposals import banned_next_tokens
+from generators.diffusion.verify import generate_verified, span_mask
 from tests.diffusion_helpers import MASK, PROMPTS, model, with_random_lora
 
 

@@ -121,9 +121,8 @@ def lora_only_on(model: torch.nn.Module, keep: torch.Tensor):
         return out * keep[..., None].to(out.dtype)  # (.., T, 1) against (N, T, out)
 
     for name, module in model.named_modules():
-        if name.split(".")[-2:-1] == ["lora_B"] or name.endswith("lora_B"):
-            if isinstance(module, torch.nn.Linear):
-                handles.append(module.register_forward_hook(hook))
+        if name.split(".")[-2:-1] == ["lora_B"] and isinstance(module, torch.nn.Linear):  # lora_B.<adapter>
+            handles.append(module.register_forward_hook(hook))
     try:
         yield
     finally:

@@ -163,7 +163,6 @@ class PackedBlockModel:
         if lora and max(lora) >= len(core.layers):
             raise ValueError(f"LoRA factors name layer {max(lora)}; the model has {len(core.layers)}")
         self.layers = [_PackedLayer(layer, self.shape, lora.get(i)) for i, layer in enumerate(core.layers)]
-        self.has_lora = bool(lora)
         self.norm = (core.norm.weight.detach(), core.norm.variance_epsilon)
         self.lm_head_t = lm.lm_head.weight.detach().t().contiguous()  # (Dm, V)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -124,3 +125,11 @@ def repeats_ngram_at(x: torch.Tensor, known: torch.Tensor, start: int, q: int, n
         same[:, m] = False
         found |= grams_known[:, m] & same.any(-1)
     return found
+
+
+def banned_next_tokens(seq: Sequence[int], n: int) -> list[int]:
+    """Tokens t such that seq + [t] would end with an n-gram already in seq (n >= 2)."""
+    if n < 2 or len(seq) < n - 1:
+        return []
+    key = list(seq[len(seq) - n + 1:])
+    return [seq[i + n - 1] for i in range(len(seq) - n + 1) if list(seq[i:i + n - 1]) == key]

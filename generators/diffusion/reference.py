@@ -23,7 +23,7 @@ from typing import Sequence
 import torch
 
 from generators.diffusion.adapters import DiffusionFamily
-from generators.diffusion.proposals import DecodeConfig
+from generators.diffusion.proposals import DecodeConfig, banned_next_tokens
 from generators.diffusion.state import new_state
 from generators.diffusion.strategies import Strategy
 from generators.results import RowResult
@@ -119,8 +119,6 @@ def reference_greedy(
 ) -> list[RowResult]:
     """The slow twin of verify.generate_verified: greedy AR, one row at a time, one token per forward
     of the model's own HF forward over the whole sequence (no cache, no drafts, no masks)."""
-    from generators.diffusion.verify import banned_next_tokens
-
     t0 = time.perf_counter()
     device = next(model.parameters()).device
     eos = set(int(e) for e in eos_token_ids)

@@ -52,7 +52,7 @@ import torch
 
 from generators.diffusion.adapters import DiffusionFamily
 from generators.diffusion.model import BlockModel, as_block_model
-from generators.diffusion.proposals import DecodeConfig, propose
+from generators.diffusion.proposals import DecodeConfig, banned_next_tokens, propose
 from generators.diffusion.row_cache import RowKVCache
 from generators.prompts import left_pad
 from generators.results import RowResult
@@ -84,14 +84,6 @@ def span_mask(c_valid: torch.Tensor, attach: torch.Tensor, live: torch.Tensor, b
         mask[:, lo:hi, lo:hi] = True
     mask |= torch.eye(tn, dtype=torch.bool, device=dev)[None]  # no query is left without a key
     return mask
-
-
-def banned_next_tokens(seq: Sequence[int], n: int) -> list[int]:
-    """Tokens t such that seq + [t] would end with an n-gram already in seq (n >= 2)."""
-    if n < 2 or len(seq) < n - 1:
-        return []
-    key = list(seq[len(seq) - n + 1:])
-    return [seq[i + n - 1] for i in range(len(seq) - n + 1) if list(seq[i:i + n - 1]) == key]
 
 
 def step_tokens(d: int, tree: bool) -> int:
