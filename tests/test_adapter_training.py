@@ -91,3 +91,25 @@ def test_a_run_can_start_from_an_existing_adapter(tmp_path):
     with pytest.raises(ValueError, match="LoRA rank is 4, this run's is 8"):
         train(load_model("tiny-llama", cache_dir=tmp_path, dtype="float64"), get_family("tiny-shifted"), data,
               tmp_path / "c", TrainConfig(**{**cont.__dict__, "lora_r": 8}))
+
+
+def test_the_one_command_run_writes_adapter_metrics_and_a_card_with_the_verify_curve(tmp_path):
+    """`python -m generators.training.run` end to end on the tiny model: data, training, sweep, export."""
+    from generators.training.run import main
+
+    torch.manual_seed(0)
+    out = tmp_path / "run"
+    metrics = main(["--out", str(out), "--model", "tiny-llama", "--family", "tiny-shifted", "--cache-dir",
+                    str(tmp_path / "cache"), "--train-prompts", "6", "--heldout-prompts", "2", "--generation-batch", "4",
+                    "--max-response-tokens", "10", "--batch-size", "2", "--max-steps", "2", "--eval-every", "1",
+                    "--eval-prompts", "2", "--lora-r", "4", "--precision", "fp32", "--checkpoint-every", "0",
+                    "--draft-only-lora"])
+    assert (out / "adapter" / "adapter_config.json").exists() and metrics["adapter_files"]
+    assert json.loads((out / "metrics.json").read_text())["train"]["step"] == 2
+    # the curve carries the default decoder's tokens per forward at every evaluation
+    assert [c["step"] for c in metrics["curve"]] == [0, 1, 2, 2]
+    assert all(c["verify_tokens_per_forward"] >= 1.0 for c in metrics["curve"])
+    card = (out / "adapter" / "README.md").read_text()
+    assert "| verify tokens/forward |" in card and "applied to the noisy copies only" in card
+    assert f"{metrics['final']['verify_tokens_per_forward']} tokens per forward" in card
+    assert "--draft-only-lora" in card  # the exact command that reproduces it

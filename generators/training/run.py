@@ -118,7 +118,8 @@ def main(argv=None) -> dict:
         "train": {**result["state"], "config": asdict(train_cfg)},
         "final": result["final"],
         "sweep": sweep,
-        "curve": [{k: c.get(k) for k in ("step", "tokens_seen", "diff_acc", "tokens_per_forward", "agreement_with_ar")}
+        "curve": [{k: c.get(k) for k in ("step", "tokens_seen", "diff_acc", "tokens_per_forward", "agreement_with_ar",
+                                         "verify_tokens_per_forward")}
                   for c in curve],
         "hardware": hardware(lm.device),
         "seconds": round(time.monotonic() - t0, 1),
@@ -145,8 +146,9 @@ def write_card(path: Path, m: dict, family: str) -> None:
     t, d, f = m["train"], m["data"], m["final"]
     cfg = t["config"]
     sweep = "\n".join(f"| {s['threshold']} | {s['tokens_per_forward']} | {s['agreement_with_ar']} |" for s in m["sweep"])
+    # verify tokens per forward: what the default decoder gets (its agreement with AR is 1 by construction)
     curve = "\n".join(f"| {c['step']} | {c['tokens_seen']} | {c['diff_acc']} | {c['tokens_per_forward']} | "
-                      f"{c['agreement_with_ar']} |" for c in m["curve"])
+                      f"{c['agreement_with_ar']} | {c.get('verify_tokens_per_forward')} |" for c in m["curve"])
     path.write_text(f"""# {family}: block-diffusion LoRA adapter for SmolLM2-135M-Instruct
 
 Turns the default planner model into hybridgen's refiner (block size {cfg['block_size']}, shifted logits,
@@ -176,16 +178,17 @@ weights keep only those the AR model would write itself (`generators/diffusion/v
 ## Measured on the held-out prompts
 Final: diffusion-target accuracy {f['diff_acc']}, AR accuracy {f['ar_acc']}; at threshold {f['threshold']}:
 {f['tokens_per_forward']} tokens per forward, {f['agreement_with_ar']} agreement with the base model's greedy reply
-(position by position, {cfg['eval_new_tokens']} new tokens).
+(position by position, {cfg['eval_new_tokens']} new tokens); draft-and-verify with {f.get('verify_drafts')} drafts:
+{f.get('verify_tokens_per_forward')} tokens per forward.
 
 | threshold | tokens/forward | agreement with AR |
 |---|---|---|
 {sweep}
 
-Curve (tokens per forward vs tokens trained):
+Curve (tokens per forward vs tokens trained; threshold decoder at {f['threshold']}, and draft-and-verify):
 
-| step | response tokens seen | diff acc | tokens/forward | agreement |
-|---|---|---|---|---|
+| step | response tokens seen | diff acc | tokens/forward | agreement | verify tokens/forward |
+|---|---|---|---|---|---|
 {curve}
 
 ## Reproduce
