@@ -113,3 +113,16 @@ def test_the_one_command_run_writes_adapter_metrics_and_a_card_with_the_verify_c
     assert "| verify tokens/forward |" in card and "applied to the noisy copies only" in card
     assert f"{metrics['final']['verify_tokens_per_forward']} tokens per forward" in card
     assert "--draft-only-lora" in card  # the exact command that reproduces it
+
+    # a run continued from that adapter (same data, reused) nests the first card in its own
+    import shutil
+
+    shutil.copytree(out / "data", tmp_path / "run2" / "data")
+    main(["--out", str(tmp_path / "run2"), "--model", "tiny-llama", "--family", "tiny-shifted", "--cache-dir",
+          str(tmp_path / "cache"), "--batch-size", "2", "--max-steps", "1", "--eval-every", "0", "--eval-prompts", "1",
+          "--lora-r", "4", "--precision", "fp32", "--checkpoint-every", "0", "--init-from", str(out / "adapter")])
+    card2 = (tmp_path / "run2" / "adapter" / "README.md").read_text()
+    assert card2.startswith("# tiny-shifted") and "\n## Started from\n" in card2
+    first = card2.split("\n## Started from\n", 1)[1]
+    assert "\n# " not in first and "\n### Reproduce\n" in first  # the first card, headings one level down
+    assert f"{metrics['final']['verify_tokens_per_forward']} tokens per forward" in first

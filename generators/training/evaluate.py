@@ -51,8 +51,11 @@ def heldout_loss(model, rows: list[dict], *, block: int, mask_id: int, eos_id: i
 @torch.no_grad()
 def decode_eval(model, rows: list[dict], *, family: DiffusionFamily, mask_id: int, eos_ids, pad_id: int,
                 block: int, threshold: float, max_new_tokens: int, n_prompts: int = 16, batch: int = 8,
-                verify_drafts: int = 2) -> dict:
-    """Decode held-out prompts with the adapter; compare with the base model's greedy replies."""
+                verify_drafts: int = 2, verify: bool = True) -> dict:
+    """Decode held-out prompts with the adapter; compare with the base model's greedy replies.
+
+    verify=False skips the draft-and-verify decode, which does not depend on the threshold (a
+    threshold sweep needs it once, not at every point)."""
     was_training = model.training
     model.eval()
     bm = ModuleBlockModel(model)
@@ -74,18 +77,13 @@ def decode_eval(model, rows: list[dict], *, family: DiffusionFamily, mask_id: in
 
     tpf, agreement, tokens = score(lambda p: generate_diffusion(bm, p, strategy=Strategy("threshold", threshold=threshold),
                                                                 **common))
-    v_tpf, v_agreement, _ = score(lambda p: generate_verified(bm, p, drafts=verify_drafts, **common))
+    out = {"threshold": threshold, "tokens_per_forward": tpf, "agreement_with_ar": agreement, "tokens": tokens}
+    if verify:
+        v_tpf, v_agreement, _ = score(lambda p: generate_verified(bm, p, drafts=verify_drafts, **common))
+        out.update(verify_drafts=verify_drafts, verify_tokens_per_forward=v_tpf, verify_agreement_with_ar=v_agreement)
     if was_training:
         model.train()
-    return {
-        "threshold": threshold,
-        "tokens_per_forward": tpf,
-        "agreement_with_ar": agreement,
-        "tokens": tokens,
-        "verify_drafts": verify_drafts,
-        "verify_tokens_per_forward": v_tpf,
-        "verify_agreement_with_ar": v_agreement,
-    }
+    return out
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, float]:

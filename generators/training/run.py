@@ -85,6 +85,9 @@ def main(argv=None) -> dict:
     mbpp = args.mbpp or Path(__file__).resolve().parents[3] / "shared" / "data" / "mbpp" / "mbpp.jsonl"
     family = get_family(args.family)
 
+    # read before training: the card of a continued adapter carries its starting point's card
+    started_from = (Path(args.init_from) / "README.md").read_text() if args.init_from and \
+        (Path(args.init_from) / "README.md").exists() else None
     data_dir = args.out / "data"
     if not (data_dir / "train.jsonl").exists():
         data_deadline = t0 + args.budget_s * 0.3 if args.budget_s else None
@@ -98,7 +101,7 @@ def main(argv=None) -> dict:
     adapter_dir = args.out / "adapter"
     files = save_adapter(model, adapter_dir)  # first: nothing after this can lose the trained weights
     heldout = read_jsonl(data_dir / "heldout.jsonl")
-    sweep = []
+    sweep = []  # the threshold decoder only: the final evaluation has draft-and-verify's numbers
     for tau in SWEEP:
         if deadline and time.monotonic() > deadline - 10:
             break
@@ -106,7 +109,7 @@ def main(argv=None) -> dict:
             sweep.append(decode_eval(model, heldout, family=family, mask_id=family.resolve_mask_id(lm.tokenizer),
                                      eos_ids=lm.eos_token_ids, pad_id=lm.pad_token_id, block=train_cfg.block_size,
                                      threshold=tau, max_new_tokens=train_cfg.eval_new_tokens,
-                                     n_prompts=train_cfg.eval_prompts))
+                                     n_prompts=train_cfg.eval_prompts, verify=False))
         except Exception as e:  # noqa: BLE001 - the adapter is saved already; report and go on
             log.exception("sweep at threshold %s failed", tau)
             sweep.append({"threshold": tau, "tokens_per_forward": None, "agreement_with_ar": None, "error": str(e)})
@@ -127,7 +130,7 @@ def main(argv=None) -> dict:
         "adapter_files": {f.name: f.stat().st_size for f in files},
     }
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    write_card(adapter_dir / "README.md", metrics, family.name)
+    write_card(adapter_dir / "README.md", metrics, family.name, started_from=started_from)
     log.info("adapter written to %s (%s)", adapter_dir, metrics["adapter_files"])
     return metrics
 
@@ -142,7 +145,19 @@ def hardware(device: torch.device) -> str:
     return f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()} (torch {torch.__version__})"
 
 
-def write_card(path: Path, m: dict, family: str) -> None:
+def demote_headings(markdown: str) -> str:
+    """Every Markdown heading one level down (code blocks untouched), to nest one card in another."""
+    out, in_code = [], False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        out.append("#" + line if line.startswith("#") and not in_code else line)
+    return "\n".join(out)
+
+
+def write_card(path: Path, m: dict, family: str, started_from: str | None = None) -> None:
+    """The adapter's model card. started_from: the card of the adapter this run continued (--init-from),
+    nested at the end, so a continued adapter's card still says how its starting point was made."""
     t, d, f = m["train"], m["data"], m["final"]
     cfg = t["config"]
     sweep = "\n".join(f"| {s['threshold']} | {s['tokens_per_forward']} | {s['agreement_with_ar']} |" for s in m["sweep"])
@@ -154,9 +169,9 @@ def write_card(path: Path, m: dict, family: str) -> None:
 Turns the default planner model into hybridgen's refiner (block size {cfg['block_size']}, shifted logits,
 mask token `<empty_output>`). Trained by `generators/training` (Fast-dLLM v2 recipe: block-wise masking
 with a noise level per block, complementary masks, [x_t ; x_0] layout with a block-diffusion mask,
-token shift, masked-token loss + {cfg['ar_loss_weight']} x AR loss, LoRA on every linear layer{
-    ", applied to the noisy copies only: the clean copy runs on the base weights, as draft-and-verify uses it"
-    if cfg.get('draft_only_lora') else ""}).
+token shift, masked-token loss{"" if cfg.get('draft_only_lora') else f" + {cfg['ar_loss_weight']} x AR loss"}, LoRA on every linear layer{
+    " applied to the noisy copies only: the clean copy runs on the base weights, as draft-and-verify uses it,"
+    " so the AR loss could not change it" if cfg.get('draft_only_lora') else ""}).
 
 hybridgen's default refiner decoder is draft-and-verify: this adapter drafts the next tokens, the base
 weights keep only those the AR model would write itself (`generators/diffusion/verify.py`).
@@ -195,7 +210,14 @@ Curve (tokens per forward vs tokens trained; threshold decoder at {f['threshold'
 ```
 {m['command']}
 ```
-""")
+""" + (f"""
+## Started from
+This run continued the adapter at `{m['train']['config'].get('init_from')}` (`--init-from`). Its card
+follows, headings one level down. To reproduce this adapter, run that command first and pass its
+adapter folder to this run's `--init-from`.
+
+{demote_headings(started_from)}
+""" if started_from else ""))
 
 
 if __name__ == "__main__":
