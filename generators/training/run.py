@@ -86,8 +86,8 @@ def main(argv=None) -> dict:
     family = get_family(args.family)
 
     # read before training: the card of a continued adapter carries its starting point's card
-    started_from = (Path(args.init_from) / "README.md").read_text() if args.init_from and \
-        (Path(args.init_from) / "README.md").exists() else None
+    start_card = Path(args.init_from) / "README.md" if args.init_from else None
+    started_from = start_card.read_text() if start_card and start_card.exists() else None
     data_dir = args.out / "data"
     if not (data_dir / "train.jsonl").exists():
         data_deadline = t0 + args.budget_s * 0.3 if args.budget_s else None
@@ -175,6 +175,8 @@ token shift, masked-token loss{"" if cfg.get('draft_only_lora') else f" + {cfg['
 
 hybridgen's default refiner decoder is draft-and-verify: this adapter drafts the next tokens, the base
 weights keep only those the AR model would write itself (`generators/diffusion/verify.py`).
+The numbers below are the training run's own evaluation; `benchmarks/refiner.py` measures the adapter
+as the pipeline uses it (see `docs/benchmarks.md`).
 
 ## Data
 - self-distillation: the base model's own greedy replies to article-section, product-description and
