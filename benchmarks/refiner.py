@@ -2,6 +2,7 @@
 
     python benchmarks/refiner.py [--quick] [--adapter PATH|none] [--quality-only | --skip-quality]
                                  [--per-kind N] [--taus 0.5,0.9,1.0] [--plot PNG] [--threads N]
+                                 [--speed-drafts 3,4]
 
 Speed. Same prompts (article section, product description, code body), same number of new tokens
 for every decoder (EOS ignored, so tokens/s compare like for like), at batch 1 and batch 8:
@@ -9,7 +10,8 @@ for every decoder (EOS ignored, so tokens/s compare like for like), at batch 1 a
 - the reference diffusion decoder (no cache; same strategy as the cached one);
 - the cached decoder (block + sub-block cache, packed weights) at the default threshold;
 - draft-and-verify (the pipeline's default refiner decoder: the adapter drafts, the refiner's own
-  causal pass keeps only what it would have written itself).
+  causal pass keeps only what it would have written itself); `--speed-drafts` adds rows at other
+  draft counts (keys `verify_d{D}_tok_s_b{1,8}`, `verify_d{D}_tpf_b{1,8}`).
 Then the cache alone: cached vs reference with the same strategy, same tokens, at 256 new tokens.
 
 Quality (benchmarks/refiner_quality.py has the exact definitions). On held-out prompts of the
@@ -59,6 +61,10 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=None,
                     help="cap below the pipeline's per-kind span budget (quick: 48)")
     ap.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help="where the τ sweep PNG goes")
+    ap.add_argument("--speed-drafts", default=None,
+                    help="comma-separated extra draft counts D for the speed table's draft-and-verify rows, e.g. "
+                         "'3,4': on a GPU a forward costs the same for 1 or D+1 tokens per row, so wider drafts "
+                         "may pay there while they lose on a CPU")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's choice); 1 on a machine shared with other jobs, where "
                          "spinning threads that lose their core make every decoder several times slower")
@@ -81,7 +87,8 @@ def main() -> None:
           f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}; refiner weights: {refiner.name}")
     result: dict = {}
     if not args.skip_speed:
-        result.update(speed(lm, refiner, quick=args.quick))
+        extra = sorted({int(d) for d in args.speed_drafts.split(",")} - {DEFAULT_DRAFTS}) if args.speed_drafts else []
+        result.update(speed(lm, refiner, quick=args.quick, extra_drafts=extra))
     if not args.skip_quality:
         result.update(quality(lm, refiner, args))
     if TRAIN_CURVE.exists():
@@ -95,7 +102,7 @@ def main() -> None:
     emit_json({**result, "adapter": refiner.name, "quick": args.quick, "threads": torch.get_num_threads()})
 
 
-def speed(lm, refiner, *, quick: bool) -> dict:
+def speed(lm, refiner, *, quick: bool, extra_drafts: list[int] = ()) -> dict:
     """The speed tables (printed); returns their JSON keys."""
     n_new = 32 if quick else 96
     n_cache = 64 if quick else 256
@@ -110,7 +117,7 @@ def speed(lm, refiner, *, quick: bool) -> dict:
     no_eos = [-1]
 
     def hf_generate(batch, n):
-        ids, mask = left_pad(batch, lm.pad_token_id)
+        ids, mask = (t.to(lm.model.device) for t in left_pad(batch, lm.pad_token_id))
         out = lm.model.generate(ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n, do_sample=False,
                                 pad_token_id=lm.pad_token_id)
         return [(out.shape[1] - ids.shape[1], out.shape[1] - ids.shape[1])] * len(batch)
@@ -144,6 +151,8 @@ def speed(lm, refiner, *, quick: bool) -> dict:
         (f"draft-and-verify (D={DEFAULT_DRAFTS}, CPU budget {CPU_FORWARD_BUDGET} tokens/forward)",
          diffusion(False, Strategy("verify", drafts=DEFAULT_DRAFTS, forward_budget=CPU_FORWARD_BUDGET))),
     ]
+    wide = {d: f"draft-and-verify (D={d}, tree)" for d in extra_drafts}
+    configs += [(name, diffusion(False, Strategy("verify", drafts=d))) for d, name in wide.items()]
     rows, res = [], {}
     for name, fn in configs:
         for bs in (1, 8):
@@ -191,6 +200,8 @@ def speed(lm, refiner, *, quick: bool) -> dict:
         "tpf_b1": round(res[(fast, 1)][1], 3),
         "tpf_b8": round(res[(fast, 8)][1], 3),
         "cache_speedup_256": round(cache_rows[1][3] / cache_rows[0][3], 2),
+        **{f"verify_d{d}_{key}_b{bs}": round(res[(name, bs)][i], 3 if key == "tpf" else 2)
+           for d, name in wide.items() for bs in (1, 8) for i, key in ((0, "tok_s"), (1, "tpf"))},
     }
 
 

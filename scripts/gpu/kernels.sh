@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU call 1: kernel parity on CUDA, then the kernel benchmark. Writes under $OUT.
+# GPU call 1 (carries .whl and .gpu_a): kernel parity on CUDA, then the kernel benchmark. Writes under $OUT.
 source "$(dirname "$0")/env.sh"
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
