@@ -34,6 +34,9 @@ def test_training_runs_evaluates_and_resumes(tmp_path):
     assert result["state"]["step"] == 4 and result["state"]["tokens_seen"] > 0
     records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["tag"] for r in records] == ["start", "periodic", "periodic", "final"]
+    # the run ended on an evaluation step (4): the final record is that evaluation, not a second decode
+    assert [r["step"] for r in records] == [0, 2, 4, 4]
+    assert {**records[-1], "tag": "periodic"} == records[-2]
     for r in records:
         assert r["diff_loss"] > 0 and r["tokens_per_forward"] >= 1.0
         # draft-and-verify on the base weights reproduces the base model's own replies, token for token,
@@ -107,7 +110,7 @@ def test_the_one_command_run_writes_adapter_metrics_and_a_card_with_the_verify_c
     assert (out / "adapter" / "adapter_config.json").exists() and metrics["adapter_files"]
     assert json.loads((out / "metrics.json").read_text())["train"]["step"] == 2
     # the curve carries the default decoder's tokens per forward at every evaluation
-    assert [c["step"] for c in metrics["curve"]] == [0, 1, 2, 2]
+    assert [c["step"] for c in metrics["curve"]] == [0, 1, 2]  # one row per step: the final one is step 2
     assert all(c["verify_tokens_per_forward"] >= 1.0 for c in metrics["curve"])
     card = (out / "adapter" / "README.md").read_text()
     assert "| verify tokens/forward |" in card and "applied to the noisy copies only" in card

@@ -115,7 +115,8 @@ def main(argv=None) -> dict:
             sweep.append({"threshold": tau, "tokens_per_forward": None, "agreement_with_ar": None, "error": str(e)})
             continue
         log.info("sweep %s", sweep[-1])
-    curve = [json.loads(l) for l in (args.out / "train" / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(l) for l in (args.out / "train" / "metrics.jsonl").read_text().splitlines()]
+    curve = list({r["step"]: r for r in records}.values())  # one row per step: a final record repeats its step
     metrics = {
         "data": stats,
         "train": {**result["state"], "config": asdict(train_cfg)},
