@@ -42,7 +42,7 @@ DEFAULT_DRAFTS = 2  # HYBRIDGEN_REFINER_DRAFTS' default: the pipeline's refiner 
 FULL_DRAFTS, QUICK_DRAFTS = (1, 2, 3), (2,)
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PLOT = ROOT / "docs" / "results" / "refiner-tau-sweep.png"
-TRAIN_CURVE = ROOT / "docs" / "gpu-runs" / "2026-11-27" / "train_metrics.jsonl"
+TRAIN_CURVE = ROOT / "docs" / "gpu-runs" / "2026-11-28" / "train_metrics.jsonl"
 FULL_TAUS, QUICK_TAUS = (0.5, 0.7, 0.8, 0.9, 0.95, 1.0), (0.7, 0.9, 1.0)
 TPF_TARGET, PPL_RATIO_TARGET, PASS_GAP = 2.5, 1.3, 0.05
 
@@ -94,9 +94,10 @@ def main() -> None:
     if TRAIN_CURVE.exists():
         from benchmarks.refiner_quality import training_curve
 
-        print_table(f"tokens per forward vs tokens trained (shipped adapter's run, {TRAIN_CURVE.parent.name}, "
-                    "H100; decode_eval: 32 held-out prompts, batch 8, 64 new tokens, τ 0.9)",
-                    ["step", "response tokens seen", "diff acc", "tok/fwd", "agreement with AR"],
+        print_table(f"tokens per forward vs tokens trained (the shipped adapter's last run, {TRAIN_CURVE.parent.name}, "
+                    "H200, continued from its earlier runs; decode_eval: 32 held-out prompts, batch 8, 64 new tokens)",
+                    ["step", "response tokens seen", "diff acc", "tok/fwd τ 0.9", "agreement with AR",
+                     f"tok/fwd verify D={DEFAULT_DRAFTS}"],
                     training_curve(TRAIN_CURVE))
     print(f"\nload average at the end: {'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
     emit_json({**result, "adapter": refiner.name, "quick": args.quick, "threads": torch.get_num_threads()})

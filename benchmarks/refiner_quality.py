@@ -278,11 +278,13 @@ def plot_tau_sweep(points: Sequence[dict], ar: dict, path: Path | str, *, tpf_ta
 
 
 def training_curve(path: Path | str) -> list[tuple]:
-    """(step, tokens seen, diff acc, tokens/forward, agreement) rows of a training metrics.jsonl."""
-    rows = []
+    """(step, tokens seen, diff acc, threshold tokens/forward, agreement, verify tokens/forward) rows of a
+    training metrics.jsonl, one per step (a final record repeats its step); verify is None in runs
+    older than the draft-and-verify evaluation."""
+    by_step = {}
     for line in Path(path).read_text().splitlines():
         if line.strip():
             m = json.loads(line)
-            rows.append((m.get("step"), m.get("tokens_seen"), m.get("diff_acc"), m.get("tokens_per_forward"),
-                         m.get("agreement_with_ar")))
-    return rows
+            by_step[m.get("step")] = (m.get("step"), m.get("tokens_seen"), m.get("diff_acc"), m.get("tokens_per_forward"),
+                                      m.get("agreement_with_ar"), m.get("verify_tokens_per_forward"))
+    return list(by_step.values())

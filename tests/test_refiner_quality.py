@@ -126,6 +126,10 @@ def test_sweep_plot_writes_a_png(tmp_path):
 
 def test_training_curve(tmp_path):
     f = tmp_path / "m.jsonl"
-    f.write_text("\n".join(json.dumps({"step": s, "tokens_seen": 10 * s, "diff_acc": 0.1, "tokens_per_forward": 1.2,
-                                       "agreement_with_ar": 0.05, "extra": 1}) for s in (0, 100)) + "\n")
-    assert training_curve(f) == [(0, 0, 0.1, 1.2, 0.05), (100, 1000, 0.1, 1.2, 0.05)]
+    records = [{"step": s, "tokens_seen": 10 * s, "diff_acc": 0.1, "tokens_per_forward": 1.2, "agreement_with_ar": 0.05,
+                "verify_tokens_per_forward": 1.5 + s / 1000, "extra": 1} for s in (0, 100)]
+    records.append({**records[-1], "tag": "final"})  # a final record at the last evaluation's step
+    records.insert(0, {"step": -1, "tokens_seen": 0, "diff_acc": 0.1})  # an older run: no verify numbers
+    f.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    assert training_curve(f) == [(-1, 0, 0.1, None, None, None), (0, 0, 0.1, 1.2, 0.05, 1.5),
+                                 (100, 1000, 0.1, 1.2, 0.05, 1.6)]
