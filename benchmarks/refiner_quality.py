@@ -58,7 +58,11 @@ def heldout_prompts(per_kind: int, mbpp_path: Path | None = DEFAULT_MBPP) -> lis
     from generators.training.prompts import build_prompts
     from generators.training.run import PROFILES
 
-    mbpp = mbpp_path if mbpp_path is not None and Path(mbpp_path).exists() else None
+    if mbpp_path is not None and not Path(mbpp_path).exists():
+        # without it the code prompts drop out and the split shifts: the numbers would not compare
+        raise FileNotFoundError(f"MBPP tasks not found at {mbpp_path}: the held-out code prompts need "
+                                "../shared/data/mbpp/mbpp.jsonl beside the checkout (mbpp_path=None: no code prompts)")
+    mbpp = mbpp_path
     profile, seed = PROFILES["cuda"], DataConfig.seed  # the profile the shipped adapter was trained with
     seen = {p.user for p in build_prompts(profile["train_prompts"], split="train", mbpp_path=mbpp, seed=seed)}
     n = profile["heldout_prompts"]

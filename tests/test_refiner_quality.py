@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -114,6 +115,9 @@ def test_heldout_prompts_and_caps_without_mbpp():
     prompts = heldout_prompts(2, mbpp_path=None)
     assert [p.kind for p in prompts] == ["article", "article", "product", "product"]
     assert prompts == heldout_prompts(2, mbpp_path=None)  # deterministic
+    # a missing MBPP file is an error, not a quietly smaller prompt set that no longer compares
+    with pytest.raises(FileNotFoundError, match="MBPP tasks not found at .*nowhere.jsonl"):
+        heldout_prompts(2, mbpp_path=Path("/nowhere.jsonl"))
     assert span_caps(["article", "product", "code"]) == [140, 150, 180]
     assert span_caps(["article", "code"], 48) == [48, 48]
 
