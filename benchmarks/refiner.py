@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=None,
                     help="cap below the pipeline's per-kind span budget (quick: 48)")
     ap.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help="where the τ sweep PNG goes")
-    ap.add_argument("--speed-drafts", default=None,
+    ap.add_argument("--speed-drafts", type=_draft_counts, default=[],
                     help="comma-separated extra draft counts D for the speed table's draft-and-verify rows, e.g. "
                          "'3,4': on a GPU a forward costs the same for 1 or D+1 tokens per row, so wider drafts "
                          "may pay there while they lose on a CPU")
@@ -87,7 +87,7 @@ def main() -> None:
           f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}; refiner weights: {refiner.name}")
     result: dict = {}
     if not args.skip_speed:
-        extra = sorted({int(d) for d in args.speed_drafts.split(",")} - {DEFAULT_DRAFTS}) if args.speed_drafts else []
+        extra = sorted(set(args.speed_drafts) - {DEFAULT_DRAFTS})
         result.update(speed(lm, refiner, quick=args.quick, extra_drafts=extra))
     if not args.skip_quality:
         result.update(quality(lm, refiner, args))
@@ -101,6 +101,17 @@ def main() -> None:
                     training_curve(TRAIN_CURVE))
     print(f"\nload average at the end: {'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
     emit_json({**result, "adapter": refiner.name, "quick": args.quick, "threads": torch.get_num_threads()})
+
+
+def _draft_counts(text: str) -> list[int]:
+    """--speed-drafts: '3,4' -> [3, 4]; anything but positive integers is refused by name."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated draft counts >= 1, e.g. 3,4")
+    return counts
 
 
 def speed(lm, refiner, *, quick: bool, extra_drafts: list[int] = ()) -> dict:

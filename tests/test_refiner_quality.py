@@ -137,3 +137,14 @@ def test_training_curve(tmp_path):
     f.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     assert training_curve(f) == [(-1, 0, 0.1, None, None, None), (0, 0, 0.1, 1.2, 0.05, 1.5),
                                  (100, 1000, 0.1, 1.2, 0.05, 1.6)]
+
+
+def test_speed_drafts_flag_names_a_bad_value():
+    import argparse
+
+    from benchmarks.refiner import _draft_counts
+
+    assert _draft_counts("3,4") == [3, 4] and _draft_counts("2") == [2]
+    for bad in ("3,x", "0", "", "3,,4"):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"'{bad}': expected comma-separated draft counts"):
+            _draft_counts(bad)
