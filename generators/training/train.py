@@ -152,7 +152,9 @@ def train(lm: LoadedModel, family: DiffusionFamily, data_dir: Path, out_dir: Pat
         except Exception as e:  # noqa: BLE001 - an evaluation bug must not cost the training run
             log.exception("decode evaluation failed")
             dec = {"decode_error": f"{type(e).__name__}: {e}", "tokens_per_forward": None, "agreement_with_ar": None}
-        record = {"tag": tag, "step": state["step"], "tokens_seen": state["tokens_seen"], **held, **dec}
+        return write({"tag": tag, "step": state["step"], "tokens_seen": state["tokens_seen"], **held, **dec})
+
+    def write(record: dict) -> dict:
         with open(metrics_path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
         log.info("eval %s", record)
@@ -190,15 +192,10 @@ def train(lm: LoadedModel, family: DiffusionFamily, data_dir: Path, out_dir: Pat
         if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
             _checkpoint(ckpt, model, opt, sched, state, base_seconds + time.perf_counter() - t_start)
     _checkpoint(ckpt, model, opt, sched, state, base_seconds + time.perf_counter() - t_start)
-    if last is not None and last["step"] == state["step"]:
-        # the run ended on an evaluation step: the same weights need no second decode (on the GPU run
-        # with the verify evaluation that was 30 s of a 420 s budget)
-        final = {**last, "tag": "final"}
-        with open(metrics_path, "a") as fh:
-            fh.write(json.dumps(final) + "\n")
-        log.info("eval %s", final)
-    else:
-        final = evaluate("final")
+    # a run that ended on an evaluation step needs no second decode of the same weights (on the GPU run
+    # with the verify evaluation that was 30 s of a 420 s budget)
+    ended_on_eval = last is not None and last["step"] == state["step"]
+    final = write({**last, "tag": "final"}) if ended_on_eval else evaluate("final")
     (out_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     return {"final": final, "state": state, "model": model}
 
