@@ -150,6 +150,12 @@ class Settings:
     sandbox_timeout_s: float = setting(10.0, "Wall-clock limit of one sandboxed test run.")
     sandbox_cpu_s: int = setting(5, "CPU-time limit of one sandboxed test run.")
     sandbox_memory_mb: int = setting(512, "Address-space limit of one sandboxed test run.")
+    sandbox_disk_mb: int = setting(64, "Size of the private working folder (tmpfs) of one sandboxed test run.")
+    sandbox_isolation: str = setting(
+        "bwrap", "How job tests and generated code are isolated: bwrap (bubblewrap namespaces, a non-root uid, no "
+                 "network; tests are refused when it cannot be set up) or none (no OS isolation: unsafe, only for "
+                 "code you trust; docs/security.md)."
+    )
     # -- review app and HTTP API (`hybridgen serve`) -----------------------------------------
     serve_host: str = setting("127.0.0.1", "Address `hybridgen serve` listens on.")
     serve_port: int = setting(8000, "Port `hybridgen serve` listens on.")
@@ -218,6 +224,14 @@ class Settings:
         if not 0 <= self.refiner_drafts <= 16:
             raise SettingsError(f"HYBRIDGEN_REFINER_DRAFTS={self.refiner_drafts} must be from 0 (the threshold "
                                 "decoder) to 16")
+        if self.sandbox_isolation not in ("bwrap", "none"):
+            raise SettingsError(f"HYBRIDGEN_SANDBOX_ISOLATION={self.sandbox_isolation!r}; expected bwrap (the OS "
+                                "sandbox) or none (no isolation, unsafe)")
+        for name in ("sandbox_cpu_s", "sandbox_memory_mb", "sandbox_disk_mb"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"HYBRIDGEN_{name.upper()}={getattr(self, name)} must be at least 1")
+        if self.sandbox_timeout_s <= 0:
+            raise SettingsError(f"HYBRIDGEN_SANDBOX_TIMEOUT_S={self.sandbox_timeout_s} must be > 0")
         if not 0.0 < self.refiner_threshold <= 1.0:
             raise SettingsError(f"HYBRIDGEN_REFINER_THRESHOLD={self.refiner_threshold} must be in (0, 1]")
 

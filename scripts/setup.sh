@@ -17,6 +17,20 @@ fi
 "$PYTHON_BIN" -c 'import sys; assert sys.version_info >= (3, 11), "hybridgen needs Python 3.11+"' || {
   echo "setup: $PYTHON_BIN is older than Python 3.11; set PYTHON=/path/to/python3.11" >&2; exit 1; }
 
+# Job tests and generated code run in a bubblewrap sandbox (docs/security.md); without it they are
+# refused. Install it where we can (root with apt), otherwise say how.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing bubblewrap (the code sandbox)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap >/dev/null 2>&1; } \
+      || echo "setup: could not install bubblewrap; code items with tests will be flagged until it is installed" >&2
+  else
+    echo "setup: bubblewrap (bwrap) is not installed; code items with tests will be flagged until it is" \
+         "(Debian/Ubuntu: sudo apt-get install bubblewrap; see docs/security.md)" >&2
+  fi
+fi
+
 [ -x .venv/bin/python ] || "$PYTHON_BIN" -m venv .venv
 PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 
