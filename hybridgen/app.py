@@ -6,22 +6,29 @@ import secrets
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.staticfiles import StaticFiles
 
 from hybridgen import __version__
 from hybridgen.admin import WRITE_PATHS, mount_admin
 from hybridgen.admin.csrf import AdminWriteGuard
-from hybridgen.admin.ratelimit import FailureWindow
+from hybridgen.admin.device_cookie import DeviceCookies
+from hybridgen.admin.ratelimit import LoginThrottle
 from hybridgen.admin.services import AppServices, celery_enqueue
 from hybridgen.api.auth import require_token_or_admin
+from hybridgen.api.docs import SWAGGER_ASSETS, add_docs_route
 from hybridgen.api.routes import router
+from hybridgen.relative_redirects import RelativeRedirects
+from hybridgen.security_headers import SecurityHeaders
 from pipeline.settings import Settings
 from pipeline.storage.db import session_factory
+from pipeline.storage.files import write_private_text
 
 SESSION_MAX_AGE_S = 12 * 3600
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def create_app(settings: Settings, services: AppServices | None = None) -> FastAPI:
@@ -34,8 +41,11 @@ def create_app(settings: Settings, services: AppServices | None = None) -> FastA
     app = FastAPI(title="hybridgen", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
                   description="Batch content generation: submit jobs, follow progress, export results.")
     app.state.services = services
+    secret = session_secret(settings)
+    app.state.login_throttle = LoginThrottle(settings.login_attempts_per_minute)
     app.include_router(router)
-    mount_admin(app, services, FailureWindow(settings.login_attempts_per_minute))
+    mount_static(app)
+    mount_admin(app, services, app.state.login_throttle, DeviceCookies(secret, settings.secure_cookies))
 
     @app.get("/health", tags=["health"])
     def health() -> JSONResponse:
@@ -51,19 +61,30 @@ def create_app(settings: Settings, services: AppServices | None = None) -> FastA
     def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    @app.get("/api/docs", include_in_schema=False, dependencies=[Depends(require_token_or_admin)])
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/api/openapi.json", title="hybridgen API")
+    add_docs_route(app)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
         return RedirectResponse("/admin/", status_code=307)
 
-    # Outermost first: the write guard runs before any admin endpoint sees the request.
+    # Each add_middleware wraps what was added before, so the last one added sees a request first:
+    # security headers (on every answer, refusals too), the host check, relative redirects, the
+    # session, and the write guard before any admin endpoint.
     app.add_middleware(AdminWriteGuard, prefix="/admin", allowed=WRITE_PATHS)
-    app.add_middleware(SessionMiddleware, secret_key=session_secret(settings), session_cookie="hybridgen_session",
+    app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="hybridgen_session",
                        max_age=SESSION_MAX_AGE_S, same_site="lax", https_only=settings.secure_cookies)
+    app.add_middleware(RelativeRedirects)
+    if settings.allowed_host_list:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_host_list)
+    app.add_middleware(SecurityHeaders)
     return app
+
+
+def mount_static(app: FastAPI) -> None:
+    """Public, read-only assets: Swagger UI's and the pages' own scripts and styles (code, no data).
+    Files, not inline code, so that the Content-Security-Policy can forbid inline script and style."""
+    app.mount("/static/swagger-ui", StaticFiles(directory=SWAGGER_ASSETS), name="swagger-ui")
+    app.mount("/static/hybridgen", StaticFiles(directory=STATIC), name="hybridgen-static")
 
 
 def session_secret(settings: Settings) -> str:
@@ -72,11 +93,7 @@ def session_secret(settings: Settings) -> str:
         return settings.secret_key
     path = Path(settings.data_dir).expanduser() / "secret_key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(secrets.token_urlsafe(48))
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        write_private_text(path, secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 

@@ -9,7 +9,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
+
+from pipeline.storage.files import private_sqlite
 
 HERE = Path(__file__).resolve().parent
 
@@ -23,14 +24,8 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    _ensure_sqlite_folder(url)
+    private_sqlite(url)  # the first upgrade creates the embedded database: mode 0600, folder 0700
     command.upgrade(alembic_config(url), revision)
-
-
-def _ensure_sqlite_folder(url: str) -> None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 def downgrade(url: str, revision: str) -> None:

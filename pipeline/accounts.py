@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.storage.models import ApiToken, User
-from pipeline.storage.types import utcnow
+from pipeline.storage.types import MAX_ID, utcnow
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 MIN_PASSWORD_CHARS = 8
@@ -51,8 +51,16 @@ def verify_password(password: str, stored: str) -> bool:
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
+def normalize_username(username: str) -> str:
+    """The form of a username that lookups compare: surrounding whitespace dropped.
+
+    Login limits key on the same form, so " alice" and "alice" share one allowance.
+    """
+    return username.strip()
+
+
 def create_user(session: Session, username: str, password: str, *, is_admin: bool = True) -> User:
-    username = username.strip()
+    username = normalize_username(username)
     if not username or len(username) > 100 or not set(username) <= USERNAME_CHARS:
         raise AccountError(
             f"username {username!r}: expected 1-100 characters of letters, digits and . _ - @"
@@ -72,10 +80,40 @@ def set_password(session: Session, username: str, password: str) -> None:
     if len(password) < MIN_PASSWORD_CHARS:
         raise AccountError(f"password: expected at least {MIN_PASSWORD_CHARS} characters")
     user.password_hash = hash_password(password)
+    end_sessions(user)
+
+
+def set_disabled(session: Session, username: str, disabled: bool) -> User:
+    """Disable or enable a user; disabling also ends the user's review-app sessions."""
+    user = find_user(session, username)
+    user.disabled = disabled
+    if disabled:
+        end_sessions(user)
+    return user
+
+
+def end_sessions(user: User) -> None:
+    """Make every review-app session of `user` stale (see User.session_version)."""
+    user.session_version = (user.session_version or 0) + 1
+
+
+def session_user(session: Session, user_id: object, version: object) -> User | None:
+    """The enabled admin a review-app session belongs to, or None once that session was ended."""
+    user = session.get(User, user_id) if isinstance(user_id, int) and 0 < user_id <= MAX_ID else None
+    if user is None or not user.is_admin or user.disabled or version != user.session_version:
+        return None
+    return user
+
+
+def _lookup(session: Session, username: str) -> User | None:
+    name = normalize_username(username)
+    if not name or "\x00" in name:  # no user has such a name, and PostgreSQL cannot even compare it
+        return None
+    return session.execute(select(User).where(User.username == name)).scalar_one_or_none()
 
 
 def find_user(session: Session, username: str) -> User:
-    user = session.execute(select(User).where(User.username == username.strip())).scalar_one_or_none()
+    user = _lookup(session, username)
     if user is None:
         raise AccountError(f"no user named {username!r}")
     return user
@@ -83,7 +121,7 @@ def find_user(session: Session, username: str) -> User:
 
 def authenticate_user(session: Session, username: str, password: str) -> User | None:
     """The enabled user with this name and password, or None (same cost either way)."""
-    user = session.execute(select(User).where(User.username == username.strip())).scalar_one_or_none()
+    user = _lookup(session, username)
     if user is None:
         verify_password(password, _DUMMY_HASH)
         return None

@@ -58,6 +58,9 @@ def review_items(
     decision = ReviewDecision(decision)
     if note is not None and len(note) > MAX_NOTE_CHARS:
         raise ReviewError(f"note: expected at most {MAX_NOTE_CHARS} characters, got {len(note)}")
+    for name, text in (("note", note), ("edited_output", edited_output)):
+        if text is not None and "\x00" in text:  # PostgreSQL text cannot hold NUL
+            raise ReviewError(f"{name}: NUL characters (\\u0000) are not allowed in text")
     if decision is ReviewDecision.edit and len(item_ids) != 1:
         raise ReviewError("edit applies to exactly one item")
     outcome = ReviewOutcome(decision)

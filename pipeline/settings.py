@@ -165,7 +165,17 @@ class Settings:
     )
     secure_cookies: bool = setting(False, "Send the admin session cookie over HTTPS only (set behind TLS).")
     login_attempts_per_minute: int = setting(
-        5, "Failed admin logins allowed per username and per client address per minute before lock-out."
+        5, "Failed admin logins a client address may make before each further try waits (1 minute, doubling to "
+           "1 hour); a username gets 4 times as many from browsers that never logged in as it, and a browser "
+           "that did gets its own (docs/security-web.md)."
+    )
+    forwarded_allow_ips: str = setting(
+        "", "Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto headers `hybridgen serve` "
+            "believes (comma-separated IPs or networks, or *); empty: none, the client address is the TCP peer's."
+    )
+    allowed_hosts: str = setting(
+        "", "Host names the server answers to (comma-separated; *.example.com matches subdomains); other Host "
+            "headers get 400. Empty: any (redirects are relative either way)."
     )
     max_request_mb: int = setting(64, "Largest request body POST /api/batches accepts, in MiB.")
     log_level: str = setting("WARNING", "Logging level of the CLI (workers log at INFO unless --loglevel says otherwise).")
@@ -246,6 +256,11 @@ class Settings:
                                     "product or code; a count from 0 to 16)")
             out[kind] = int(number)
         return out
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        """HYBRIDGEN_ALLOWED_HOSTS as a list; empty means any host."""
+        return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
 
     @property
     def is_embedded(self) -> bool:

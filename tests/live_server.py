@@ -16,10 +16,13 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, app):
+    def __init__(self, app, **options):
+        """`options` go to uvicorn.Config; by default, like `hybridgen serve`, no proxy headers are believed
+        (pass hybridgen.commands.serve.proxy_options(settings) to serve as a configured server would)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off",
+                                **{"proxy_headers": False, **options})
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
 

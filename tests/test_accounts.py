@@ -90,7 +90,7 @@ def test_serve_command_serves_api_and_review_app(tmp_path):
     from tests.live_server import free_port
 
     port = free_port()
-    env = cli_env(data_dir=str(tmp_path / "data"))
+    env = cli_env(data_dir=str(tmp_path / "data"), login_attempts_per_minute="2")
     proc = subprocess.Popen(HYBRIDGEN + ["serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     try:
@@ -105,6 +105,10 @@ def test_serve_command_serves_api_and_review_app(tmp_path):
         assert health.json()["status"] == "ok"
         assert httpx.get(f"http://127.0.0.1:{port}/admin/login").status_code == 200
         assert httpx.get(f"http://127.0.0.1:{port}/api/batches").status_code == 401
+        # By default no proxy is believed: an invented X-Forwarded-For per try buys no extra tries.
+        tries = [httpx.post(f"http://127.0.0.1:{port}/admin/login", data={"username": "nobody", "password": "guess"},
+                            headers={"X-Forwarded-For": f"198.51.100.{i}"}, timeout=30).status_code for i in range(3)]
+        assert tries == [400, 400, 429]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -1,5 +1,7 @@
 """A reviewer's path in real headless Chromium (Debian's chromium + chromium-driver, via Selenium):
-log in, filter to flagged items, open one, see the contradicting sentences, approve it.
+log in, filter to flagged items, open one, see the contradicting sentences, approve it, read the API
+docs, log out. Every page runs under the app's Content-Security-Policy, and the browser's console
+must show no violation of it (an inline script or style the policy blocks would break the page).
 
 Screenshots go to test-artifacts/browser/ (override with HYBRIDGEN_TEST_ARTIFACTS).
 """
@@ -46,6 +48,7 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-dev-shm-usage", "--window-size=1400,1800"):
         options.add_argument(arg)
@@ -66,6 +69,13 @@ def wait_until(browser, condition, what: str, timeout: float = 30):
         raise AssertionError(f"waited {timeout} s for {what}; the page is {browser.current_url}") from None
 
 
+def console_problems(browser) -> list[str]:
+    """Console messages since the last call that are CSP violations or failed loads."""
+    return [e["message"] for e in browser.get_log("browser")
+            if "Content Security Policy" in e["message"]
+            or ("Failed to load resource" in e["message"] and "/favicon.ico" not in e["message"])]
+
+
 def test_reviewer_finds_flagged_item_sees_evidence_and_approves(browser, migrated_pg, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
@@ -80,6 +90,7 @@ def test_reviewer_finds_flagged_item_sees_evidence_and_approves(browser, migrate
         browser.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         wait_until(browser, lambda b: "/admin/login" not in b.current_url, "the login to go through")
+        assert console_problems(browser) == []
 
         browser.get(f"{server.url}/admin/item/list")
         browser.find_element(By.XPATH, "//a[normalize-space()='flagged' and contains(@href, 'status=flagged')]").click()
@@ -102,6 +113,28 @@ def test_reviewer_finds_flagged_item_sees_evidence_and_approves(browser, migrate
                    "the approval to show")
         assert ADMIN in browser.find_element(By.ID, "reviews").text
         browser.save_screenshot(str(shots / "3-approved.png"))
+        assert console_problems(browser) == [], "the item pages and the flash toast run under the CSP"
+
+        browser.get(f"{server.url}/admin/batch/details/{seed.batch_id}")
+        assert "3 of 3 finished" in wait_until(browser, EC.presence_of_element_located((By.ID, "batch-summary")),
+                                               "the batch page").text
+        browser.save_screenshot(str(shots / "4-batch.png"))
+        assert console_problems(browser) == []
+
+        # The API docs: Swagger UI from this server (no CDN), started by a same-origin script.
+        browser.get(f"{server.url}/api/docs")
+        wait_until(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".swagger-ui .opblock")),
+                   "Swagger UI to list the operations")
+        assert "/api/batches" in browser.find_element(By.ID, "swagger-ui").text
+        assert console_problems(browser) == [], "Swagger UI runs under the CSP"
+
+        # Logout: the menu's link leads to a form; its POST ends the session.
+        browser.get(f"{server.url}/admin/item/list")
+        browser.find_element(By.CSS_SELECTOR, "a[href$='/admin/logout']").click()
+        wait_until(browser, EC.presence_of_element_located((By.ID, "logout-confirm")), "the logout page").click()
+        wait_until(browser, EC.url_contains("/admin/login"), "the login page after logout")
+        browser.get(f"{server.url}/admin/item/list")
+        wait_until(browser, EC.url_contains("/admin/login"), "the item list to need a login again")
 
     with session_factory(migrated_pg)() as s:
         review = s.execute(select(Review).where(Review.item_id == seed.flagged_id)).scalar_one()

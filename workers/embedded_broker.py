@@ -10,13 +10,12 @@ Two changes to the stock transport:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import sqlalchemy as kombu_sqla
 from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+
+from pipeline.storage.files import private_sqlite
 
 ALIAS = "hybridgen-sqla"
 # Options consumed by kombu itself, never meant for create_engine.
@@ -34,9 +33,8 @@ class Channel(kombu_sqla.Channel):
             options.setdefault("connect_args", {"timeout": 30})
             # The data folder may not exist yet when only the database is configured elsewhere
             # (PostgreSQL + the default broker); SQLite would fail with "unable to open database file".
-            database = make_url(conninfo.hostname).database
-            if database and database != ":memory:":
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            # The file is created 0600: queued messages carry item ids and settings.
+            private_sqlite(conninfo.hostname)
         return create_engine(conninfo.hostname, **options)
 
 
@@ -67,6 +65,7 @@ def prune_delivered(broker_url: str) -> int:
     url = embedded_url(broker_url)
     if not url.startswith(ALIAS + "+"):
         return 0
+    private_sqlite(url[len(ALIAS) + 1:])
     engine = create_engine(url[len(ALIAS) + 1:], connect_args={"timeout": 30})
     try:
         with engine.begin() as conn:

@@ -9,18 +9,20 @@ from sqladmin import Admin
 from sqlalchemy.orm import sessionmaker
 
 from hybridgen.admin.auth import AdminAuth
-from hybridgen.admin.ratelimit import FailureWindow
+from hybridgen.admin.device_cookie import DeviceCookies
+from hybridgen.admin.ratelimit import LoginThrottle
 from hybridgen.admin.review_pages import DECIDE_PATH, ReviewPages
+from hybridgen.admin.routes import harden_routes
 from hybridgen.admin.services import AppServices
 from hybridgen.admin.views import MODEL_VIEWS
 
 BASE_URL = "/admin"
 TEMPLATES = Path(__file__).parent / "templates"
 # The only unsafe-method endpoints under /admin (see csrf.AdminWriteGuard).
-WRITE_PATHS = {BASE_URL + "/login", BASE_URL + DECIDE_PATH}
+WRITE_PATHS = {BASE_URL + "/login", BASE_URL + "/logout", BASE_URL + DECIDE_PATH}
 
 
-def mount_admin(app: FastAPI, services: AppServices, limiter: FailureWindow) -> Admin:
+def mount_admin(app: FastAPI, services: AppServices, throttle: LoginThrottle, devices: DeviceCookies) -> Admin:
     engine = services.sessions.kw["bind"]
     admin = Admin(
         app,
@@ -28,8 +30,9 @@ def mount_admin(app: FastAPI, services: AppServices, limiter: FailureWindow) -> 
         base_url=BASE_URL,
         title="hybridgen review",
         templates_dir=str(TEMPLATES),
-        authentication_backend=AdminAuth(services.sessions, limiter),
+        authentication_backend=AdminAuth(services.sessions, throttle, devices),
     )
+    harden_routes(admin)
     # sqladmin keeps per-view state on the view classes, so each app gets its own subclasses
     # (several apps on different databases can live in one process, e.g. in tests).
     for view in (*MODEL_VIEWS, ReviewPages):

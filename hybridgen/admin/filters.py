@@ -11,6 +11,7 @@ from typing import Any, Callable
 from sqlalchemy import Select, desc, select
 
 from pipeline.storage.models import AttemptPath, Batch, Item, ItemStatus
+from pipeline.storage.types import parse_id
 from validators.registry import ALL_VALIDATORS
 
 # Besides the validators, the pipeline reports a failed plan and a generation with no output.
@@ -56,9 +57,8 @@ class BatchFilter(_Filter):
         return [(ALL, "All")] + [(str(i), f"#{i} {name}"[:60]) for i, name in rows]
 
     async def get_filtered_query(self, query, value, model):
-        if isinstance(value, str) and value.isdigit() and len(value) < 12:
-            return query.where(Item.batch_id == int(value))
-        return query
+        batch_id = parse_id(value)
+        return query if batch_id is None else query.where(Item.batch_id == batch_id)
 
 
 class FailingValidatorFilter(_Filter):

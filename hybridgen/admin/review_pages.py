@@ -20,6 +20,7 @@ from hybridgen.admin.csrf import FORM_FIELD, csrf_token, token_is_valid
 from hybridgen.admin.services import AppServices
 from pipeline.reviews import ReviewError, review_items
 from pipeline.storage.models import Item, ReviewDecision, User
+from pipeline.storage.types import MAX_ID, parse_id
 
 DECIDE_PATH = "/review/decide"
 MAX_BULK = 500
@@ -32,9 +33,9 @@ def parse_pks(raw: str) -> list[int]:
         raise HTTPException(400, "no items selected")
     if len(parts) > MAX_BULK:
         raise HTTPException(400, f"{len(parts)} items selected; at most {MAX_BULK} at once")
-    bad = [p for p in parts if not p.isdigit() or len(p) > 12]
+    bad = [p for p in parts if parse_id(p) is None]
     if bad:
-        raise HTTPException(400, f"item ids must be whole numbers; got {bad[0]!r}")
+        raise HTTPException(400, f"item ids must be whole numbers from 1 to {MAX_ID}; got {bad[0][:40]!r}")
     return [int(p) for p in parts]
 
 
@@ -69,10 +70,10 @@ class ReviewPages(BaseView):
     # Not /review/edit/{pk}: sqladmin's own /{identity}/edit/{pk} route would match it first.
     @expose("/review/item/{pk}/edit", methods=["GET"], identity="review_edit")
     async def edit(self, request: Request) -> Response:
-        pk = parse_pks(request.path_params.get("pk", ""))[0]
-        items = await run_in_threadpool(self._items, [pk])
+        pk = parse_id(request.path_params.get("pk", ""))
+        items = await run_in_threadpool(self._items, [pk]) if pk is not None else []
         if not items:
-            raise HTTPException(404, f"no item with id {pk}")
+            raise HTTPException(404, f"no item with id {str(request.path_params.get('pk'))[:40]!r}")
         return await self.templates.TemplateResponse(request, "hybridgen/review_edit.html", {
             "item": items[0], "csrf_token": csrf_token(request), "form_field": FORM_FIELD,
         })

@@ -11,7 +11,9 @@ from urllib.parse import urlencode
 
 from markupsafe import Markup
 from sqladmin import ModelView, action
+from sqlalchemy import Select
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -21,6 +23,7 @@ from hybridgen.admin.item_page import item_page
 from hybridgen.admin.services import AppServices
 from pipeline.storage.models import ApiToken, Attempt, Batch, Item, Review, User
 from pipeline.storage.queries import batch_summary
+from pipeline.storage.types import parse_id
 
 STATUS_COLOURS = {"done": "green", "flagged": "orange", "error": "red", "running": "blue", "queued": "secondary"}
 
@@ -39,6 +42,33 @@ class ReadOnlyView(ModelView):
     can_export = False
     page_size = 50
     page_size_options = [25, 50, 100]
+
+    # Every model here has one INTEGER id. sqladmin would hand any pk text to the driver: "abc"
+    # fails to convert and 2**63 overflows, both as a 500. Anything that cannot be an id is no row.
+    def details_query(self, request: Request) -> Select:
+        checked_pk(request)
+        return super().details_query(request)
+
+    def form_edit_query(self, request: Request) -> Select:
+        checked_pk(request)
+        return super().form_edit_query(request)
+
+    async def get_object_filepath(self, identifier: str, column_name: str):
+        """No column here is a file (see hybridgen.admin.routes: the file routes are gone as well)."""
+        raise HTTPException(404)
+
+    def search_query(self, stmt: Select, term: str) -> Select:
+        if "\x00" in term:  # PostgreSQL cannot compare text holding NUL (a 500 otherwise)
+            raise HTTPException(422, "search: NUL characters (\\u0000) are not allowed")
+        return super().search_query(stmt, term)
+
+
+def checked_pk(request: Request) -> int:
+    """The request's pk as a row id; a 404 when it cannot be one."""
+    pk = parse_id(request.path_params.get("pk", ""))
+    if pk is None:
+        raise HTTPException(404, f"no row with id {str(request.path_params.get('pk'))[:40]!r}")
+    return pk
 
 
 class ItemAdmin(ReadOnlyView, model=Item):
@@ -62,8 +92,7 @@ class ItemAdmin(ReadOnlyView, model=Item):
     column_filters = item_filters()
 
     async def details_context(self, request: Request) -> dict[str, Any]:
-        pk = request.path_params["pk"]
-        page = await run_in_threadpool(self._load_page, int(pk) if str(pk).isdigit() else -1)
+        page = await run_in_threadpool(self._load_page, checked_pk(request))
         return {"page": page, "csrf_token": csrf_token(request), "status_badge": status_badge}
 
     def _load_page(self, item_id: int):
@@ -104,8 +133,7 @@ class BatchAdmin(ReadOnlyView, model=Batch):
     details_template = "hybridgen/batch_details.html"
 
     async def details_context(self, request: Request) -> dict[str, Any]:
-        pk = request.path_params["pk"]
-        summary = await run_in_threadpool(self._summary, int(pk) if str(pk).isdigit() else -1)
+        summary = await run_in_threadpool(self._summary, checked_pk(request))
         return {"summary": summary}
 
     def _summary(self, batch_id: int) -> dict[str, Any] | None:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from hybridgen.admin.auth import logged_in_admin
 from pipeline.accounts import user_for_token
-from pipeline.storage.models import User
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `hybridgen tokens create`.")
 
@@ -34,10 +34,6 @@ def require_token(request: Request, credentials: HTTPAuthorizationCredentials | 
 def require_token_or_admin(request: Request,
                            credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
     """For the API docs: a logged-in admin's browser may read them too."""
-    user_id = request.session.get("user_id")
-    if user_id and credentials is None:
-        with request.app.state.services.sessions() as session:
-            user = session.get(User, int(user_id))
-            if user is not None and user.is_admin and not user.disabled:
-                return
+    if credentials is None and logged_in_admin(request.app.state.services.sessions, request):
+        return
     require_token(request, credentials)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from typing import Annotated, Any, Iterator
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from pydantic import AfterValidator
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import desc, select
 from starlette.concurrency import run_in_threadpool
@@ -24,9 +25,22 @@ from pipeline.reviews import review_items
 from pipeline.spec import SpecError, parse_submission
 from pipeline.storage.models import Attempt, Batch, Item, ReviewDecision, User
 from pipeline.storage.queries import batch_summary
+from pipeline.storage.types import MAX_ID
 from pipeline.submission import MODES, queued_item_ids, submit_batch
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], tags=["batches"])
+
+
+def storable_text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL: refuse it here (a 422 naming the parameter), not as a 500 at commit."""
+    if "\x00" in value:
+        raise ValueError("NUL characters (\\u0000) are not allowed in text")
+    return value
+
+
+# Ids are INTEGER columns: a value the database cannot hold is a 422 here, not an overflow (500) there.
+BatchId = Annotated[int, Path(ge=1, le=MAX_ID, description="A batch id")]
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="An item id")]
 
 
 async def read_body(request: Request, limit_bytes: int) -> bytes:
@@ -69,7 +83,8 @@ def body_format(content_type: str) -> str:
 async def submit(
     request: Request,
     mode: str | None = Query(None, description="hybrid or ar; default HYBRIDGEN_DEFAULT_MODE"),
-    name: str = Query("api", max_length=300, description="A label for the batch"),
+    name: Annotated[str, Query(max_length=300, description="A label for the batch"),
+                    AfterValidator(storable_text)] = "api",
     user: ApiUser = Depends(require_token),
 ) -> Any:
     """Store a batch (JSONL body, one job per line, or a JSON array of jobs) and queue it.
@@ -105,7 +120,8 @@ def store_and_queue(services, parsed, name: str, mode: str | None, user: ApiUser
 
 
 @router.get("/batches", response_model=BatchList)
-def list_batches(request: Request, limit: int = Query(50, ge=1, le=500), before_id: int | None = Query(None, ge=1)):
+def list_batches(request: Request, limit: int = Query(50, ge=1, le=500),
+                 before_id: int | None = Query(None, ge=1, le=MAX_ID)):
     """Recent batches, newest first (page with `before_id`)."""
     with request.app.state.services.sessions() as session:
         q = select(Batch).order_by(desc(Batch.id)).limit(limit)
@@ -117,7 +133,7 @@ def list_batches(request: Request, limit: int = Query(50, ge=1, le=500), before_
 
 
 @router.get("/batches/{batch_id}", response_model=BatchSummary)
-def get_batch(request: Request, batch_id: int):
+def get_batch(request: Request, batch_id: BatchId):
     """Counts by status, progress, pass rate and per-path decode counters."""
     with request.app.state.services.sessions() as session:
         summary = batch_summary(session, batch_id)
@@ -128,7 +144,7 @@ def get_batch(request: Request, batch_id: int):
 
 @router.get("/batches/{batch_id}/export", response_class=StreamingResponse,
             responses={200: {"content": {"application/x-ndjson": {}}, "description": "One JSON object per item"}})
-def export_batch(request: Request, batch_id: int,
+def export_batch(request: Request, batch_id: BatchId,
                  include_rejected: bool = Query(False, description="Also export items a reviewer rejected")):
     """The batch's items as JSONL (streamed): input, status, output (a reviewer's edit if any), review."""
     sessions = request.app.state.services.sessions
@@ -146,7 +162,7 @@ def export_batch(request: Request, batch_id: int,
 
 
 @router.get("/items/{item_id}", response_model=ItemDetail)
-def get_item(request: Request, item_id: int):
+def get_item(request: Request, item_id: ItemId):
     """One item: its record as exported, plus every attempt (path, pass, tokens, timings, reports)."""
     with request.app.state.services.sessions() as session:
         item = session.get(Item, item_id)
@@ -166,7 +182,7 @@ def get_item(request: Request, item_id: int):
 
 @router.post("/items/{item_id}/requeue", status_code=202, response_model=RequeueResult,
              responses={404: {"description": "No such item"}, 409: {"description": "The item has not finished"}})
-def requeue_item(request: Request, item_id: int, user: ApiUser = Depends(require_token)):
+def requeue_item(request: Request, item_id: ItemId, user: ApiUser = Depends(require_token)):
     """Generate a finished item again (stored as a `requeue` review by the token's user)."""
     services = request.app.state.services
     with services.sessions.begin() as session:

@@ -5,6 +5,16 @@ from __future__ import annotations
 import click
 
 from hybridgen.context import CliContext
+from pipeline.settings import Settings
+
+
+def proxy_options(settings: Settings) -> dict:
+    """uvicorn's proxy-header options: X-Forwarded-For / -Proto are believed only from the proxies
+    HYBRIDGEN_FORWARDED_ALLOW_IPS names. uvicorn's own default trusts 127.0.0.1, so any local
+    process, or a local proxy that passes the header through, could pick the client address that
+    the login limits count on."""
+    allowed = ",".join(a.strip() for a in settings.forwarded_allow_ips.split(",") if a.strip())
+    return {"proxy_headers": True, "forwarded_allow_ips": allowed} if allowed else {"proxy_headers": False}
 
 
 @click.command()
@@ -31,4 +41,4 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     click.echo(f"hybridgen: API at http://{host}:{port}/api/docs, review app at http://{host}:{port}/admin/",
                err=True)
     uvicorn.run("hybridgen.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=ctx.settings.log_level.lower(), proxy_headers=True)
+                log_level=ctx.settings.log_level.lower(), **proxy_options(ctx.settings))

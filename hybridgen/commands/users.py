@@ -8,7 +8,7 @@ import click
 from sqlalchemy import select
 
 from hybridgen.context import CliContext
-from pipeline.accounts import AccountError, create_user, find_user, set_password
+from pipeline.accounts import AccountError, create_user, set_disabled, set_password
 from pipeline.storage.models import User
 
 
@@ -47,7 +47,7 @@ def create(username: str, password_stdin: bool) -> None:
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
 def passwd(username: str, password_stdin: bool) -> None:
-    """Set a new password for USERNAME."""
+    """Set a new password for USERNAME (their review-app sessions end)."""
     ctx = CliContext.from_env()
     password = read_password(password_stdin)
     try:
@@ -62,7 +62,7 @@ def _set_disabled(username: str, disabled: bool) -> None:
     ctx = CliContext.from_env()
     try:
         with ctx.sessions().begin() as session:
-            find_user(session, username).disabled = disabled
+            set_disabled(session, username, disabled)
     except AccountError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"user {username!r} {'disabled' if disabled else 'enabled'}")
@@ -71,7 +71,7 @@ def _set_disabled(username: str, disabled: bool) -> None:
 @users.command()
 @click.argument("username")
 def disable(username: str) -> None:
-    """Lock USERNAME out of the review app and the API (their tokens stop working too)."""
+    """Lock USERNAME out of the review app and the API (their sessions end, their tokens stop working)."""
     _set_disabled(username, True)
 
 

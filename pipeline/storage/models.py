@@ -151,6 +151,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(300))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Stamped into each review-app session at login; raising it ends every session of the user (logout,
+    password change, disabling), since a signed cookie cannot be taken back from the browser."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -35,3 +35,17 @@ class UTCDateTime(TypeDecorator):
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+# Every id column is INTEGER (PostgreSQL int4): a larger value in a URL is no row, and must be
+# answered as such before it reaches the driver (which raises "integer out of range" / OverflowError).
+MAX_ID = 2**31 - 1
+
+
+def parse_id(raw: object) -> int | None:
+    """A row id from untrusted text ("12"), or None when it cannot be one (not digits, 0, above MAX_ID)."""
+    text = str(raw)
+    if not text.isascii() or not text.isdigit() or len(text) > len(str(MAX_ID)):
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ID else None
