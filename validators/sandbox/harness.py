@@ -32,6 +32,7 @@ import os
 import select
 import signal
 import sys
+import time
 import traceback
 
 BLOCKED = {
@@ -49,6 +50,8 @@ WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 MAX_MESSAGE_BYTES = 4_000_000
 """The most the judge reads from the runner; a bigger flood fails the tests it did not report."""
 MAX_REPR_CHARS = 1_000_000
+EXIT_GRACE_S = 1.0
+"""How long the judge waits, after the runner's pipe closes, for the runner to exit by itself."""
 
 # ---- values the judge evaluates itself -------------------------------------------------------
 CONSTRUCTORS = {"set": set, "frozenset": frozenset, "tuple": tuple, "list": list, "dict": dict, "float": float,
@@ -242,10 +245,24 @@ def exchange(pid: int, to_runner: int, from_runner: int, work: dict) -> tuple[li
             continue
         if isinstance(message, dict):
             messages.append(message)
-    if status is None:  # it is still running after a flood, or it closed its pipe and lives on
+    if status is None:  # its pipe closed: it is exiting, or it closed the pipe and lives on
+        status = _wait_briefly(pid, EXIT_GRACE_S)
+    if status is None:
         _kill_all()
         status = os.waitpid(pid, 0)[1]
     return messages, status
+
+
+def _wait_briefly(pid: int, seconds: float) -> int | None:
+    """The runner's wait status if it exits within `seconds`, else None."""
+    deadline = time.monotonic() + seconds
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return status
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.005)
 
 
 def decide(tests: list[str], plans: list[dict], messages: list[dict]) -> tuple[list[dict], str | None]:
