@@ -1,6 +1,7 @@
 """Load: accept 10,000 items, drain them with 2 worker processes, queue latency, worker RSS, nothing lost.
 
     python benchmarks/load.py [--quick] [--drain N] [--pg-admin-url URL] [--redis-url URL]
+    python benchmarks/load.py --distinct 1000          (the distinct-input soak, below)
 
 Production shape on this machine: PostgreSQL (a database of its own, dropped at the end) and Redis
 (a db number of its own, flushed before and after), real `hybridgen submit` and `hybridgen worker`
@@ -22,6 +23,17 @@ queue and the database, not the model.
 
 Ends with one JSON line: submit_10k_s, drain_items_per_s, latency_p50_s, latency_p95_s, rss_growth_mb,
 items_lost (plus details).
+
+The distinct-input soak (`--distinct N`): N jobs whose inputs all differ (code signatures and
+task names, product names and attribute sets, article topics and headings; a third of them code,
+benchmarks/distinct_jobs.py), drained in hybrid mode (so the guidance fallback runs too) by
+`hybridgen worker -c 2` with recycling off (HYBRIDGEN_WORKER_MAX_TASKS_PER_CHILD=0: the fix is
+measured, not the recycling). The model is tiny-llama-smollm2-vocab: a tiny random model with the
+default model's 49k tokenizer, so every constraint index is real size. After a warm-up batch of
+other distinct jobs, it samples each worker child's RSS against items finished and reports the
+growth per 100 items (end minus warm-up, and the least-squares slope). Target: growth <= 50 MB
+over 1,000 items per child. Ends with one JSON line: distinct_items, code_items,
+rss_growth_mb (largest child), rss_growth_mb_per_100_items, rss_slope_mb_per_100_items, items_lost.
 """
 
 from __future__ import annotations
@@ -201,9 +213,16 @@ def main() -> None:
     ap.add_argument("--drain", type=int, default=600, help="items to drain with --quick")
     ap.add_argument("--pg-admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/8", help="a Redis db of its own: it is flushed")
+    ap.add_argument("--distinct", type=int, default=0, metavar="N",
+                    help="run the distinct-input soak on N items instead (hybrid mode, 49k tokenizer, recycling off)")
     ap.add_argument("--max-tasks-per-child", type=int, default=None,
                     help="HYBRIDGEN_WORKER_MAX_TASKS_PER_CHILD for the workers (default: the setting's default; 0: never)")
     args = ap.parse_args()
+    if args.distinct:
+        if args.distinct < 100:
+            raise SystemExit("load benchmark: --distinct needs at least 100 items to measure growth per 100")
+        distinct_soak(args)
+        return
 
     import redis
 
@@ -317,6 +336,80 @@ def main() -> None:
         "drained_all": finished,
         "quick": args.quick,
     })
+
+
+def distinct_soak(args) -> None:
+    from benchmarks.distinct_jobs import distinct_jobs
+    from migrations import runner
+
+    n, warm_n = args.distinct, 48
+    with services(args.pg_admin_url, args.redis_url) as (db_url, broker_url), tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        env = cli_env(db_url, broker_url, tmp_path / "data")
+        env.update({"HYBRIDGEN_MODEL": "tiny-llama-smollm2-vocab", "HYBRIDGEN_DEFAULT_MODE": "hybrid",
+                    "HYBRIDGEN_MAX_NEW_TOKENS": "8", "HYBRIDGEN_WORKER_MAX_TASKS_PER_CHILD": "0"})
+        runner.upgrade(db_url)
+
+        def write(jobs: list[dict], name: str) -> Path:
+            path = tmp_path / name
+            path.write_text("".join(json.dumps(j) + "\n" for j in jobs))
+            return path
+
+        soak_jobs = distinct_jobs(n, start=10 * warm_n)
+        worker = Worker(env, tmp_path / "worker.log", processes=2)
+        samples: list[tuple[int, dict[int, float]]] = []
+        try:
+            _, warm_batch = submit(env, write(distinct_jobs(warm_n), "warm.jsonl"))
+            if not wait_final(db_url, warm_batch, warm_n, 900):
+                raise SystemExit("the worker did not finish the warm-up batch:\n" + worker.log()[-3000:])
+            samples.append((0, worker.child_rss_mb()))
+            t0 = time.perf_counter()
+            _, batch = submit(env, write(soak_jobs, "soak.jsonl"))
+
+            def sample(done: int) -> None:
+                if done - samples[-1][0] >= max(10, n // 40):
+                    samples.append((done, worker.child_rss_mb()))
+
+            finished = wait_final(db_url, batch, n, timeout=600 + n * 6.0, on_progress=sample)
+            drain_s = time.perf_counter() - t0
+            samples.append((sum(batch_state(db_url, batch).get(s, 0) for s in FINAL), worker.child_rss_mb()))
+            alive = worker.proc.poll() is None
+        finally:
+            worker.stop()
+        state = batch_state(db_url, batch)
+
+    finals = sum(state.get(s, 0) for s in FINAL)
+    pids = sorted(samples[0][1])
+    rows = [(done, *[round(rss.get(pid, float("nan")), 1) for pid in pids]) for done, rss in samples]
+    print(f"machine: {machine()}; PostgreSQL + Redis; `hybridgen worker -c 2`, recycling off; "
+          f"tiny-llama-smollm2-vocab (49k tokenizer), mode hybrid; {n} distinct items "
+          f"({sum(j['kind'] == 'code' for j in soak_jobs)} code) after {warm_n} distinct warm-up items")
+    print_table("worker child RSS (MB) by items finished", ["items final", *[f"child {p}" for p in pids]], rows)
+
+    def growth(pid: int) -> float:
+        return samples[-1][1].get(pid, float("nan")) - samples[0][1][pid]
+
+    def slope(pid: int) -> float:
+        points = [(done, rss[pid]) for done, rss in samples if pid in rss]
+        mx = sum(x for x, _ in points) / len(points)
+        my = sum(y for _, y in points) / len(points)
+        var = sum((x - mx) ** 2 for x, _ in points)
+        return 100 * sum((x - mx) * (y - my) for x, y in points) / var if var else float("nan")
+
+    largest = max(pids, key=lambda p: samples[-1][1].get(p, 0.0))
+    print_table("growth per child", ["child", "after warm-up MB", "at the end MB", "growth MB", "per 100 items (end)",
+                                     "per 100 items (slope)"],
+                [(pid, round(samples[0][1][pid], 1), round(samples[-1][1].get(pid, float("nan")), 1),
+                  round(growth(pid), 1), round(growth(pid) / n * 100, 2), round(slope(pid), 2)) for pid in pids])
+    print(f"items final / lost: {finals} / {n - finals}; in error: {state.get('error', 0)}; worker alive: {alive}; "
+          f"drain {drain_s:.0f} s ({n / drain_s:.2f} items/s)")
+    emit_json({"distinct_items": n, "code_items": sum(j["kind"] == "code" for j in soak_jobs),
+               "rss_growth_mb": round(growth(largest), 1),
+               "rss_growth_mb_per_100_items": round(growth(largest) / n * 100, 2),
+               "rss_slope_mb_per_100_items": round(slope(largest), 2),
+               "rss_after_warmup_mb": round(samples[0][1][largest], 1), "items_lost": n - finals,
+               "items_error": state.get("error", 0), "drained_all": finished, "drain_s": round(drain_s, 1),
+               "max_tasks_per_child": 0})
 
 
 if __name__ == "__main__":

@@ -14,40 +14,93 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+import weakref
+from collections import OrderedDict
+from typing import Any, Callable, Hashable
 
 import torch
 
 JSON_WHITESPACE = r"[ ]?"
-_index_cache: dict[tuple[int, str], Any] = {}
-_vocab_cache: dict[int, Any] = {}
-_lock = threading.Lock()
+MAX_CACHED_INDEXES = 24
+"""Compiled indexes kept per process, least recently used dropped first. With a 49k vocabulary one
+costs up to ~150 MB, so the cache must be bounded, and the kinds keep the set of distinct plan
+regexes small and fixed (a job's own text is a forced prefix, not part of its regex)."""
+MAX_CACHED_VOCABULARIES = 2
 
 
-def _vocabulary(tokenizer) -> Any:
+class LruCache:
+    """A thread-safe mapping that keeps the `limit` most recently used entries."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_build(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+            value = build()  # under the lock: two threads never compile the same index twice
+            self._entries[key] = value
+            while len(self._entries) > self.limit:
+                self._entries.popitem(last=False)
+            return value
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_indexes = LruCache(MAX_CACHED_INDEXES)
+_vocabularies = LruCache(MAX_CACHED_VOCABULARIES)
+
+
+def tokenizer_key(tokenizer) -> tuple:
+    """A key that names a tokenizer's vocabulary for as long as the process lives (an `id()` can be
+    reused by another object once the first is freed)."""
+    vocab = tokenizer.get_vocab()
+    return (type(tokenizer).__name__, getattr(tokenizer, "name_or_path", ""), len(vocab),
+            tokenizer.eos_token_id, hash(frozenset(vocab.items())))
+
+
+def _vocabulary(tokenizer, key: tuple) -> Any:
     from outlines.backends.outlines_core import OutlinesCoreBackend
     from outlines.models.transformers import TransformerTokenizer
 
-    key = id(tokenizer)
-    with _lock:
-        if key not in _vocab_cache:
-            wrapped = TransformerTokenizer(tokenizer)
-            _vocab_cache[key] = OutlinesCoreBackend.create_outlines_core_vocabulary(
-                tokenizer.get_vocab(), tokenizer.eos_token_id, tokenizer.eos_token, wrapped.convert_token_to_string
-            )
-        return _vocab_cache[key]
+    def build():
+        wrapped = TransformerTokenizer(tokenizer)
+        return OutlinesCoreBackend.create_outlines_core_vocabulary(
+            tokenizer.get_vocab(), tokenizer.eos_token_id, tokenizer.eos_token, wrapped.convert_token_to_string)
+
+    return _vocabularies.get_or_build(key, build)
 
 
 def regex_index(tokenizer, regex: str) -> Any:
-    """The compiled outlines-core Index for a regex (cached per tokenizer and regex)."""
+    """The compiled outlines-core Index for a regex (LRU-cached per vocabulary and regex)."""
     from outlines_core import Index
 
-    key = (id(tokenizer), regex)
-    vocab = _vocabulary(tokenizer)
-    with _lock:
-        if key not in _index_cache:
-            _index_cache[key] = Index(regex, vocab)
-        return _index_cache[key]
+    key = _tokenizer_key_cached(tokenizer)
+    return _indexes.get_or_build((key, regex), lambda: Index(regex, _vocabulary(tokenizer, key)))
+
+
+_tokenizer_keys: "weakref.WeakKeyDictionary[Any, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _tokenizer_key_cached(tokenizer) -> tuple:
+    """tokenizer_key, computed once per tokenizer object (hashing a 49k vocabulary takes ~20 ms)."""
+    try:
+        return _tokenizer_keys[tokenizer]
+    except (KeyError, TypeError):
+        key = tokenizer_key(tokenizer)
+        try:
+            _tokenizer_keys[tokenizer] = key
+        except TypeError:
+            pass
+        return key
 
 
 def schema_regex(schema: dict) -> str:

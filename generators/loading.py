@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
-from generators.tiny import TINY_FAMILIES, tiny_model, tiny_tokenizer
+from generators.tiny import TINY_FAMILIES, TINY_WITH_DEFAULT_TOKENIZER, tiny_model, tiny_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +80,21 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def load_model(spec: str, *, cache_dir: Path | str, device: str = "auto", dtype: str = "auto") -> LoadedModel:
-    """Load `spec`: the default alias, tiny-llama / tiny-qwen2, a local folder, or an HF model id."""
+    """Load `spec`: the default alias, tiny-llama / tiny-qwen2 / tiny-llama-smollm2-vocab, a local folder,
+    or an HF model id."""
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     if spec in TINY_FAMILIES:
         tok = tiny_tokenizer()
         model = tiny_model(spec, dtype=dt).to(dev)
         return LoadedModel(spec, model, tok, (tok.eos_token_id,), tok.pad_token_id)
+    if spec == TINY_WITH_DEFAULT_TOKENIZER:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(converted_default_model(Path(cache_dir))))
+        model = tiny_model("tiny-llama", dtype=dt, vocab_size=len(tok)).to(dev)
+        eos = tuple(dict.fromkeys(i for i in (model.generation_config.eos_token_id, tok.eos_token_id) if i is not None))
+        return LoadedModel(spec, model, tok, eos, tok.pad_token_id if tok.pad_token_id is not None else eos[0])
     if spec == DEFAULT_MODEL_ALIAS:
         path = converted_default_model(Path(cache_dir))
         name = f"{DEFAULT_MODEL_ALIAS}@{SMOLLM2_PACKAGE}=={_installed_version()}"

@@ -22,6 +22,9 @@ CHAT_TEMPLATE = (
 )
 TINY_VOCAB = 320  # 4 special + 256 bytes, padded to a multiple of 64
 TINY_FAMILIES = ("tiny-llama", "tiny-qwen2")
+TINY_WITH_DEFAULT_TOKENIZER = "tiny-llama-smollm2-vocab"
+"""A tiny random Llama with the default model's tokenizer (49,152 tokens): fast like the tiny models,
+while anything sized by the vocabulary (constraint indexes, masks, the LM head) is real size."""
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerFast:
@@ -47,10 +50,11 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def tiny_model(family: str = "tiny-llama", *, seed: int = 0, layers: int = 2, hidden: int = 64,
-               heads: int = 4, kv_heads: int = 2, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+               heads: int = 4, kv_heads: int = 2, dtype: torch.dtype = torch.float32,
+               vocab_size: int = TINY_VOCAB) -> torch.nn.Module:
     """A small random causal LM of the given architecture family."""
     common = dict(
-        vocab_size=TINY_VOCAB,
+        vocab_size=vocab_size,
         hidden_size=hidden,
         intermediate_size=hidden * 2,
         num_hidden_layers=layers,

@@ -85,6 +85,11 @@ def repair_plan(job: ItemJob, res: PlanResult) -> None:
             return
 
 
+def plan_regex(request) -> str:
+    """The constraint a plan row decodes under: the continuation after a forced prefix, or the schema's."""
+    return request.continuation_regex if request.continuation_regex is not None else schema_regex(request.schema)
+
+
 def _plan_round(jobs: Sequence[ItemJob], lm: LoadedModel, results: dict[int, PlanResult], temperature: float,
                 seed: int) -> None:
     t0 = time.perf_counter()
@@ -93,7 +98,7 @@ def _plan_round(jobs: Sequence[ItemJob], lm: LoadedModel, results: dict[int, Pla
     requests = [k.plan_request(j.input) for k, j in zip(kinds, jobs)]
     prompts = [chat_ids(tok, r.prompt.user, r.prompt.system, r.prompt.assistant_prefix) for r in requests]
     scale = budget_scale(tok)
-    constraint = RegexConstraint([regex_index(tok, schema_regex(r.schema)) for r in requests], tok.eos_token_id)
+    constraint = RegexConstraint([regex_index(tok, plan_regex(r)) for r in requests], tok.eos_token_id)
     rows = generate_ar(
         lm.model, prompts, eos_token_ids=lm.eos_token_ids, pad_token_id=lm.pad_token_id,
         config=ARConfig(temperature=temperature), seeds=[seed * 100003 + j.item_id for j in jobs],

@@ -74,8 +74,10 @@ class Runtime:
 
 def refiner_family_and_adapter(settings: Settings, planner: LoadedModel):
     from generators.shipped import default_adapter_path
-    from generators.tiny import TINY_FAMILIES
+    from generators.tiny import TINY_FAMILIES, TINY_WITH_DEFAULT_TOKENIZER
 
+    if settings.model == TINY_WITH_DEFAULT_TOKENIZER:  # SmolLM2's tokenizer, so SmolLM2's mask token
+        return "smollm2-block-lora", None if settings.refiner_adapter in ("default", "none") else settings.refiner_adapter
     if settings.model in TINY_FAMILIES:
         return "tiny-shifted", None if settings.refiner_adapter in ("default", "none") else settings.refiner_adapter
     if settings.refiner_adapter == "none":

@@ -55,7 +55,8 @@ class Settings:
     model: str = setting(
         DEFAULT_MODEL,
         "Planner / AR model: the default alias, an HF model id, a local path, or tiny-llama / "
-        "tiny-qwen2 (random test models).",
+        "tiny-qwen2 (random test models) / tiny-llama-smollm2-vocab (a random test model with the default "
+        "model's 49k tokenizer).",
     )
     device: str = setting("auto", "Torch device: auto (cuda when available), cpu, cuda, cuda:N.")
     dtype: str = setting("auto", "Weights dtype: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16.")

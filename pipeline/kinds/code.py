@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from generators.constrained import schema_regex
 from pipeline.kinds.base import Fallback, PlanRequest, Prompt, Span
 from pipeline.text import strip_chat_artifacts
 
@@ -14,6 +16,19 @@ FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 SIGNATURE_LINE = re.compile(r"^\s*(def\s+[A-Za-z_]\w*\s*\(.*\)\s*(?:->\s*[^:]+)?:)\s*$", re.MULTILINE)
 TEST_CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 ARGS = r"\([A-Za-z0-9_, =:\[\]\.\*]{0,80}\)"
+NAME = r"[a-z_][a-z0-9_]*"
+"""A function name the model picks. Unbounded on purpose: `{2,30}` before ARGS makes outlines-core's
+index explode (no result after 455 s); the token budget bounds it, and check_plan checks the name."""
+PLAN_REST = {"docstring": {"type": "string", "minLength": 5, "maxLength": 90},
+             "steps": {"type": "array", "minItems": 1, "maxItems": 3,
+                       "items": {"type": "string", "minLength": 3, "maxLength": 60}}}
+PLAN_SCHEMA = {"type": "object", "properties": {
+    "signature": {"type": "string", "pattern": f"^def [A-Za-z_][A-Za-z0-9_]*{ARGS}:$"}, **PLAN_REST},
+    "required": ["signature", "docstring", "steps"], "additionalProperties": False}
+"""A code plan. The signature is forced from the job where it is known (plan_request)."""
+PLAN_REST_REGEX = re.sub(r"^\\\{(\[ \]\?)?", "", schema_regex(
+    {"type": "object", "properties": PLAN_REST, "required": list(PLAN_REST), "additionalProperties": False}))
+"""The plan's JSON after its signature member: `"docstring": ..., "steps": [...]}`."""
 # Standard modules MBPP-style bodies use without importing them inside the function.
 STDLIB = ("re", "math", "heapq", "collections", "itertools", "functools", "operator", "string", "bisect", "sys",
           "cmath", "statistics", "random")
@@ -153,20 +168,21 @@ class Code:
     span_tokens: int = 180
 
     def plan_request(self, job_input: dict[str, Any]) -> PlanRequest:
+        # What is known of the signature is written into the reply as a forced prefix, and the model
+        # continues under one of three fixed regexes: a regex naming the job's own signature would
+        # compile a new token index per job (~1 s and ~150 MB each with SmolLM2's vocabulary).
         sig = given_signature(job_input)
-        name = expected_name(job_input) or r"[a-z_][a-z0-9_]{2,30}"
-        signature = {"type": "string", "enum": [sig]} if sig else {
-            "type": "string", "pattern": f"^def {name}{ARGS}:$"}
-        schema = {"type": "object", "properties": {
-            "signature": signature,
-            "docstring": {"type": "string", "minLength": 5, "maxLength": 90},
-            "steps": {"type": "array", "minItems": 1, "maxItems": 3,
-                      "items": {"type": "string", "minLength": 3, "maxLength": 60}}},
-            "required": ["signature", "docstring", "steps"], "additionalProperties": False}
+        name = expected_name(job_input)
+        if sig:
+            prefix, continuation = '{"signature": ' + json.dumps(sig) + ", ", PLAN_REST_REGEX
+        elif name:
+            prefix, continuation = '{"signature": "def ' + name, ARGS + ':", ' + PLAN_REST_REGEX
+        else:
+            prefix, continuation = '{"signature": "def ', NAME + ARGS + ':", ' + PLAN_REST_REGEX
         user = (f"Plan a Python function for this task: {job_input['prompt']}\n"
                 + (f"Tests: {' ; '.join(job_input['tests'][:2])}\n" if job_input.get("tests") else "")
                 + "Reply with JSON: the signature line (def ...:), a one-line docstring, and one to three short steps.")
-        return PlanRequest(Prompt(user), schema, 140)
+        return PlanRequest(Prompt(user, assistant_prefix=prefix), PLAN_SCHEMA, 140, continuation_regex=continuation)
 
     def normalise_plan(self, job_input: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
         return raw
