@@ -4,8 +4,9 @@
     backend "torch"  -> always the reference
     backend "triton" -> always Triton (on CPU only under TRITON_INTERPRET=1, for parity tests)
 
-The default comes from the environment variable HYBRIDGEN_KERNELS (read once per call, so tests
-and benchmarks can set it); `use_backend` forces one for a block of code.
+The process default is "auto"; a worker sets it from HYBRIDGEN_KERNELS (the `kernels` field of
+pipeline.settings.Settings) through `set_default_backend`, and `use_backend` forces one for a block
+of code in one thread (tests, benchmarks).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
-import os
 import threading
 from typing import Callable, Iterator
 
@@ -29,14 +29,18 @@ _IMPLS: dict[str, dict[str, str]] = {
     },
 }
 _forced = threading.local()
+_default = {"backend": "auto"}
+
+
+def set_default_backend(backend: str) -> None:
+    """The backend every thread uses unless `use_backend` forces another (set once per process)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown kernel backend {backend!r}; expected one of {BACKENDS}")
+    _default["backend"] = backend
 
 
 def current_backend() -> str:
-    forced = getattr(_forced, "backend", None)
-    backend = forced or os.environ.get("HYBRIDGEN_KERNELS", "auto")
-    if backend not in BACKENDS:
-        raise ValueError(f"HYBRIDGEN_KERNELS={backend!r}; expected one of {BACKENDS}")
-    return backend
+    return getattr(_forced, "backend", None) or _default["backend"]
 
 
 @contextlib.contextmanager

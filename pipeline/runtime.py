@@ -29,6 +29,11 @@ class Runtime:
     _guidance: Any = field(default=None, init=False, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
 
+    def __post_init__(self):
+        from kernels.registry import set_default_backend
+
+        set_default_backend(self.settings.kernels)
+
     @property
     def planner(self) -> LoadedModel:
         """The AR model: planner, AR spans and fallback."""

@@ -135,6 +135,10 @@ class Settings:
         300.0, "A queued item whose task was sent this long ago is sent again once the broker queue is empty "
                "(or after VISIBILITY_TIMEOUT_S regardless); also the grace before never-sent items are sent."
     )
+    kernels: str = setting(
+        "auto", "Kernel backend: auto (Triton on CUDA when it imports, the torch reference elsewhere), torch, or "
+                "triton (on CPU only under TRITON_INTERPRET=1)."
+    )
     # -- validators --------------------------------------------------------------------------
     validators_disabled: str = setting(
         "", "Comma-separated validators to turn off (markdown_structure, degeneration, contradiction, "
@@ -235,6 +239,10 @@ class Settings:
         if not 0 <= self.refiner_drafts <= 16:
             raise SettingsError(f"HYBRIDGEN_REFINER_DRAFTS={self.refiner_drafts} must be from 0 (the threshold "
                                 "decoder) to 16")
+        from kernels.registry import BACKENDS
+
+        if self.kernels not in BACKENDS:
+            raise SettingsError(f"HYBRIDGEN_KERNELS={self.kernels!r}; expected one of {', '.join(BACKENDS)}")
         if self.sandbox_isolation not in ("bwrap", "none"):
             raise SettingsError(f"HYBRIDGEN_SANDBOX_ISOLATION={self.sandbox_isolation!r}; expected bwrap (the OS "
                                 "sandbox) or none (no isolation, unsafe)")

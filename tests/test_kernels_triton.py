@@ -105,13 +105,21 @@ def test_registry_picks_reference_on_cpu_and_can_force_either():
     assert registry.resolve("confidence", on_cuda=True) in {"triton", "torch"}
 
 
-def test_registry_setting_is_validated(monkeypatch):
-    monkeypatch.setenv("HYBRIDGEN_KERNELS", "cuda-magic")
-    with pytest.raises(ValueError, match="HYBRIDGEN_KERNELS='cuda-magic'"):
-        registry.resolve("confidence", on_cuda=False)
+def test_registry_setting_is_validated():
+    from pipeline.runtime import Runtime
+    from pipeline.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="HYBRIDGEN_KERNELS='cuda-magic'"):
+        Settings.from_env({"HYBRIDGEN_KERNELS": "cuda-magic"})
     with pytest.raises(ValueError, match="unknown kernel backend"):
         with registry.use_backend("fast"):
             pass
+    try:
+        Runtime(Settings(kernels="torch"))  # a worker's runtime sets the process default
+        assert registry.current_backend() == "torch"
+        assert registry.get("confidence", on_cuda=True) is confidence_ref
+    finally:
+        registry.set_default_backend("auto")
 
 
 def test_the_refiner_decodes_the_same_through_the_triton_kernels():
