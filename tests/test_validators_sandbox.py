@@ -389,3 +389,70 @@ def test_runs_in_parallel_do_not_share_anything():
     for t in threads:
         t.join()
     assert all(r.passed for r in results), [r.tests for r in results]
+
+
+# -- found in review: the keyring, the opt-out's kill, values of other types ---------------------
+def test_the_workers_session_keyring_is_not_reachable(outside):
+    import ctypes
+    import platform
+
+    if platform.machine() != "x86_64":
+        pytest.skip("the keyring syscalls below are numbered for x86_64")
+    libc = ctypes.CDLL(None, use_errno=True)
+    key = libc.syscall(248, b"user", b"hybridgen-test-secret", SECRET.encode(), len(SECRET), -3)  # add_key to @s
+    assert key > 0, f"the test could not add a key to its session keyring (errno {ctypes.get_errno()})"
+    try:
+        code = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                "found = libc.syscall(250, 10, -3, b'user', b'hybridgen-test-secret', 0)\n"  # KEYCTL_SEARCH @s
+                f"direct = libc.syscall(250, 11, {key}, None, 0)\n"  # KEYCTL_READ by serial
+                "print('SEARCH', found, 'READ', direct)\n")
+        result = run_code(code + "def f():\n    return 1\n")
+        assert "SEARCH -1 READ -1" in result.stdout, result.stdout
+        assert SECRET not in probe(result)
+    finally:
+        libc.syscall(250, 3, key)  # KEYCTL_REVOKE
+
+
+def test_the_unisolated_harness_kills_only_its_own_runner():
+    """Without a PID namespace, kill(-1) would take every process of the worker's uid: the harness
+    must end its runner's process group only (here it also refuses to run as root)."""
+    import json as _json
+
+    sibling = subprocess.Popen(["sleep", "30"])
+    try:
+        results_r, results_w = os.pipe()
+        job = _json.dumps({"code": "def f():\n    return 1\n", "tests": ["assert f() == 1"], "setup": "",
+                           "audit_hook": True, "limits": {"cpu_s": 3, "output_bytes": 10**6}})
+        harness = Path(__file__).resolve().parents[1] / "validators" / "sandbox" / "harness.py"
+        done = subprocess.run([sys.executable, "-I", "-S", "-B", str(harness), str(results_w), "32", "not-isolated"],
+                              input=job.encode(), pass_fds=(results_w,), timeout=30, capture_output=True)
+        os.close(results_w)
+        out = _json.loads(os.read(results_r, 10**6))
+        os.close(results_r)
+        assert done.returncode == 0, done.stderr
+        if os.geteuid() == 0:
+            assert "refused" in out["problem"]
+        assert sibling.poll() is None, "the harness killed a process outside its own runner"
+    finally:
+        sibling.kill()
+        sibling.wait()
+
+
+@pytest.mark.parametrize("code, test", [
+    ("def big():\n    return 10 ** 5000\n", "assert big() > 0"),
+    ("from collections import Counter\ndef f():\n    return Counter('aab')\n", "assert f() == {'a': 2, 'b': 1}"),
+    ("def f():\n    return range(3)\n", "assert f() == range(0, 3)"),
+    ("def f():\n    return {1: 'a', 2: 'b'}.keys()\n", "assert f() == {1, 2}"),
+    ("class Thing:\n    pass\ndef f():\n    return Thing()\n", "assert f() is not None"),
+    ("def add(a, b):\n    return a + b\n", "assert (add(1, 2)\n        + 1) == 4"),
+])
+def test_correct_code_with_other_value_types_passes(code, test):
+    result = run_code(code, [test], limits=LIMITS)
+    assert result.passed, result.tests
+
+
+def test_a_runner_cannot_make_the_judge_build_huge_values():
+    code = ("import os\nos.write(4, b'{\"kind\": \"loaded\", \"error\": null}\\n"
+            "{\"kind\": \"test\", \"i\": 0, \"repr\": \"bytes(100000000000)\"}\\n')\nos._exit(0)\n")
+    result = run_code(code, ["assert f() == b''"])
+    assert not result.passed and "not a plain Python value" in result.tests[0]["error"]

@@ -29,6 +29,7 @@ PLAN_SCHEMA = {"type": "object", "properties": {
 PLAN_REST_REGEX = re.sub(r"^\\\{(\[ \]\?)?", "", schema_regex(
     {"type": "object", "properties": PLAN_REST, "required": list(PLAN_REST), "additionalProperties": False}))
 """The plan's JSON after its signature member: `"docstring": ..., "steps": [...]}`."""
+AFTER_SIGNATURE = r"[ ]?" + PLAN_REST_REGEX
 # Standard modules MBPP-style bodies use without importing them inside the function.
 STDLIB = ("re", "math", "heapq", "collections", "itertools", "functools", "operator", "string", "bisect", "sys",
           "cmath", "statistics", "random")
@@ -173,12 +174,14 @@ class Code:
         # compile a new token index per job (~1 s and ~150 MB each with SmolLM2's vocabulary).
         sig = given_signature(job_input)
         name = expected_name(job_input)
+        # Each prefix ends where SmolLM2's tokenizer ends a token (never on a lone space: the space
+        # belongs to the next word's token, as in the text the model was trained on).
         if sig:
-            prefix, continuation = '{"signature": ' + json.dumps(sig) + ", ", PLAN_REST_REGEX
+            prefix, continuation = '{"signature": ' + json.dumps(sig, ensure_ascii=False) + ",", AFTER_SIGNATURE
         elif name:
-            prefix, continuation = '{"signature": "def ' + name, ARGS + ':", ' + PLAN_REST_REGEX
+            prefix, continuation = '{"signature": "def ' + name, ARGS + ':",' + AFTER_SIGNATURE
         else:
-            prefix, continuation = '{"signature": "def ', NAME + ARGS + ':", ' + PLAN_REST_REGEX
+            prefix, continuation = '{"signature": "def', " " + NAME + ARGS + ':",' + AFTER_SIGNATURE
         user = (f"Plan a Python function for this task: {job_input['prompt']}\n"
                 + (f"Tests: {' ; '.join(job_input['tests'][:2])}\n" if job_input.get("tests") else "")
                 + "Reply with JSON: the signature line (def ...:), a one-line docstring, and one to three short steps.")

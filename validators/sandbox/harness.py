@@ -1,6 +1,6 @@
 """Runs inside the sandbox (a script, not imported by the worker):
 
-    python -I -S -B harness.py RESULT_FD        (the job on stdin as JSON)
+    python -I -S -B harness.py RESULT_FD MAX_PROCESSES ISOLATED      (the job on stdin as JSON)
 
 Two processes, so that the code under test never holds the results channel:
 - the **judge** (this process) forks the runner first, before it has read the job, then makes
@@ -29,6 +29,7 @@ import ast
 import json
 import operator
 import os
+import resource
 import select
 import signal
 import sys
@@ -60,6 +61,10 @@ COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast
            ast.Gt: operator.gt, ast.GtE: operator.ge, ast.Is: operator.is_, ast.IsNot: operator.is_not,
            ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b}
 SINGLETON_NAMES = {"True": True, "False": False, "None": None, "inf": float("inf"), "nan": float("nan")}
+VIEWS = {"dict_keys": lambda items: dict.fromkeys(items).keys(), "dict_items": lambda items: dict(items).items(),
+         "Counter": dict, "OrderedDict": dict}
+MAX_CONSTRUCTED = 10_000_000
+OPAQUE = object()
 
 
 class NotPlain(ValueError):
@@ -94,9 +99,14 @@ def plain_value(node: ast.AST):
         if any(k is None for k in node.keys):
             raise NotPlain("dict unpacking")
         return {plain_value(k): plain_value(v) for k, v in zip(node.keys, node.values)}
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CONSTRUCTORS
-            and not node.keywords and len(node.args) <= 1):
-        return CONSTRUCTORS[node.func.id](*[plain_value(a) for a in node.args])
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+        name, args = node.func.id, [plain_value(a) for a in node.args]
+        if any(isinstance(a, int) and abs(a) > MAX_CONSTRUCTED for a in args):
+            raise NotPlain("a constructor argument too large to build")  # bytes(10**12), range(10**12)
+        if name in CONSTRUCTORS and len(args) <= (3 if name == "range" else 1):
+            return CONSTRUCTORS[name](*args)
+        if name in VIEWS and len(args) == 1 and isinstance(args[0], (list, dict)):
+            return VIEWS[name](args[0])  # dict_keys([1, 2]) compares like a set, as in Python
     raise NotPlain(type(node).__name__)
 
 
@@ -134,16 +144,23 @@ def compare(value, ops, expected) -> bool:
 
 
 # ---- the judge -------------------------------------------------------------------------------
-def judge(result_fd: int) -> None:
+def judge(result_fd: int, max_processes: int, isolated: bool) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as PID 1 it receives only signals it handles
+    sys.set_int_max_str_digits(0)  # big integers in reprs are values, not an attack
+    own_keyring = join_new_session_keyring()
     to_runner_r, to_runner_w = os.pipe()
     from_runner_r, from_runner_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the runner: it has not seen the job; only its two pipe ends survive
+        os.setpgid(0, 0)  # its own group: without a PID namespace the judge kills this group only
         os.dup2(to_runner_r, 3)
         os.dup2(from_runner_w, 4)
         os.close(0)
         os.closerange(5, 2**20)  # RESULT_FD and the judge's pipe ends are gone before any code runs
         try:
+            # Set here, not before bwrap: for a non-root worker RLIMIT_NPROC also counts the worker's
+            # own threads, and bwrap could not even create its namespaces.
+            resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
             runner(3, 4)
         finally:
             for stream in (sys.stdout, sys.stderr):
@@ -158,18 +175,21 @@ def judge(result_fd: int) -> None:
     die_with_parent()
     job = json.loads(sys.stdin.buffer.read().decode("utf-8"))
     results = {"solution_error": None, "tests": [], "problem": None}
+    kill_rest = (lambda: _kill_all()) if isolated else (lambda: _kill_group(pid))
     if os.getuid() == 0 or os.geteuid() == 0:
         results["problem"] = "refused: the sandbox would run untrusted code as root"
-        _kill_all()
     elif not protected:
         results["problem"] = "refused: the harness could not protect its results from the code under test"
-        _kill_all()
+    elif isolated and not own_keyring:
+        results["problem"] = "refused: the harness could not leave the worker's session keyring"
+    if results["problem"]:
+        kill_rest()
     plans = [plan_test(t) for t in job["tests"]]
     work = {"setup": job["setup"], "code": job["code"], "audit_hook": job.get("audit_hook", True),
             "tests": [{"mode": p["mode"], "source": p["left"] if p["mode"] == "compare" else t}
                       for p, t in zip(plans, job["tests"])]}
-    messages, status = ([], None) if results["problem"] else exchange(pid, to_runner_w, from_runner_r, work)
-    _kill_all()
+    messages, status = ([], None) if results["problem"] else exchange(pid, to_runner_w, from_runner_r, work, kill_rest)
+    kill_rest()
     if status is not None and os.WIFSIGNALED(status):
         results["problem"] = "the code's process was stopped by " + describe_signal(os.WTERMSIG(status), job["limits"])
     results["tests"], results["solution_error"] = decide(job["tests"], plans, messages)
@@ -211,7 +231,7 @@ def describe_signal(signo: int, limits: dict) -> str:
     return f"{name}: {reasons.get(name, 'signal')}"
 
 
-def exchange(pid: int, to_runner: int, from_runner: int, work: dict) -> tuple[list[dict], int | None]:
+def exchange(pid: int, to_runner: int, from_runner: int, work: dict, kill_rest) -> tuple[list[dict], int | None]:
     """Send the runner its work, collect its messages until it exits (a descendant that keeps the
     pipe open does not hold the judge: it stops reading when the runner is gone)."""
     payload = (json.dumps(work) + "\n").encode("utf-8")
@@ -248,7 +268,7 @@ def exchange(pid: int, to_runner: int, from_runner: int, work: dict) -> tuple[li
     if status is None:  # its pipe closed: it is exiting, or it closed the pipe and lives on
         status = _wait_briefly(pid, EXIT_GRACE_S)
     if status is None:
-        _kill_all()
+        kill_rest()
         status = os.waitpid(pid, 0)[1]
     return messages, status
 
@@ -277,7 +297,7 @@ def decide(tests: list[str], plans: list[dict], messages: list[dict]) -> tuple[l
             by_index[m["i"]] = m
     out = []
     for i, (test, plan) in enumerate(zip(tests, plans)):
-        record = {"test": test, "passed": False, "error": None, "checked": "judge" if plan["mode"] != "runner"
+        record = {"test": test[:2000], "passed": False, "error": None, "checked": "judge" if plan["mode"] != "runner"
                   else "runner"}
         m = by_index.get(i)
         if not loaded:
@@ -292,7 +312,7 @@ def decide(tests: list[str], plans: list[dict], messages: list[dict]) -> tuple[l
         elif isinstance(m.get("error"), str):
             record["error"] = m["error"][:500]
         elif plan["mode"] == "compare":
-            record["passed"], record["error"] = _judge_compare(plan, m.get("repr"))
+            record["passed"], record["error"] = _judge_compare(plan, m.get("repr"), m.get("type"))
         else:
             record["passed"] = m.get("passed") is True
             record["error"] = None if record["passed"] else "AssertionError"
@@ -300,18 +320,45 @@ def decide(tests: list[str], plans: list[dict], messages: list[dict]) -> tuple[l
     return out, solution_error
 
 
-def _judge_compare(plan: dict, text) -> tuple[bool, str | None]:
+def _judge_compare(plan: dict, text, type_name) -> tuple[bool, str | None]:
     if not isinstance(text, str):
         return False, "no value came back from the code's process"
     try:
         value = plain_value(ast.parse(text, mode="eval").body)
-    except (SyntaxError, NotPlain, TypeError, ValueError, RecursionError):
-        return False, f"the value is not a plain Python value the harness can compare: {text[:200]}"
+    except (SyntaxError, NotPlain, TypeError, ValueError, RecursionError, MemoryError, OverflowError):
+        if all(op in (operator.is_, operator.is_not) for op in plan["ops"]) and all(
+                e is None or isinstance(e, bool) for e in plan["expected"]):
+            value = OPAQUE  # an object of its own class: it is not None, True or False
+        else:
+            return False, (f"the value (a {str(type_name)[:60]}) is not a plain Python value the harness can "
+                           f"compare: {text[:200]}")
     try:
         passed = compare(value, plan["ops"], plan["expected"])
     except TypeError as e:
         return False, f"TypeError: {e}"
     return (True, None) if passed else (False, f"AssertionError: got {text[:200]}")
+
+
+def _kill_group(pid: int) -> None:
+    """Without a PID namespace: the runner's process group only (kill(-1) would hit the worker's uid)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def join_new_session_keyring() -> bool:
+    """keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL): a new, empty session keyring, so the code under test
+    no longer possesses the worker's (bwrap and setpriv keep it)."""
+    numbers = {"x86_64": 250, "aarch64": 219, "i686": 288, "armv7l": 311}
+    try:
+        import ctypes
+        import platform
+
+        number = numbers.get(platform.machine())
+        return number is not None and ctypes.CDLL(None, use_errno=True).syscall(number, 1, None) >= 0
+    except (OSError, AttributeError, ImportError):
+        return False
 
 
 def _kill_all() -> None:
@@ -328,6 +375,7 @@ def runner(from_judge: int, to_judge: int) -> None:
         work = json.loads(fh.readline())
     out = os.fdopen(to_judge, "w", encoding="utf-8", buffering=1)
     sys.stdout.reconfigure(line_buffering=True)  # what it printed survives a kill at a limit
+    sys.set_int_max_str_digits(0)
     if work["audit_hook"]:
         install(os.getcwd())
     namespace = {"__name__": "__main__"}
@@ -345,10 +393,12 @@ def runner(from_judge: int, to_judge: int) -> None:
         message = {"kind": "test", "i": i}
         try:
             if test["mode"] == "compare":
-                text = repr(eval(compile(test["source"], "test.py", "eval"), namespace))
+                value = eval(compile("(" + test["source"] + "\n)", "test.py", "eval"), namespace)
+                text = repr(value)
                 if len(text) > MAX_REPR_CHARS:
                     raise ValueError(f"the value's repr is longer than {MAX_REPR_CHARS} characters")
                 message["repr"] = text
+                message["type"] = type(value).__name__
             elif test["mode"] == "runner":
                 exec(compile(test["source"], "test.py", "exec"), namespace)
                 message["passed"] = True
@@ -402,4 +452,4 @@ def _describe(e: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    judge(int(sys.argv[1]))
+    judge(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "isolated")

@@ -86,7 +86,9 @@ def run_tests(code: str, tests: list[str], setup: str = "", limits: Limits = Lim
         if limits.isolation == "bwrap":
             argv = argv[:1] + ["--info-fd", str(info_w)] + argv[1:]
         try:
-            proc = subprocess.Popen(argv + [str(results)], stdin=stdin, stdout=stdout, stderr=stderr,
+            harness_args = [str(results), str(limits.max_processes),
+                            "isolated" if limits.isolation == "bwrap" else "not-isolated"]
+            proc = subprocess.Popen(argv + harness_args, stdin=stdin, stdout=stdout, stderr=stderr,
                                     pass_fds=(results, info_w), start_new_session=True, close_fds=True,
                                     preexec_fn=_limit_child(limits, uid, limits.isolation))
         except OSError as e:
@@ -135,7 +137,9 @@ def _limit_child(limits: Limits, uid: int | None, mode: str):
     """Limits for bwrap and everything under it (they are inherited across exec and setpriv).
 
     RLIMIT_NPROC binds per uid: under bwrap a root worker's run has a uid of its own, so the count
-    is this run's processes; without isolation the child drops to `nobody` when it can."""
+    is this run's processes; without isolation the child drops to `nobody` when it can. A non-root
+    worker's count would include its own threads (and stop bwrap from creating its namespaces), so
+    there the harness's runner sets it for the code under test instead."""
     nobody = _nobody_ids() if mode == "none" and os.geteuid() == 0 else None
 
     def apply() -> None:
@@ -149,7 +153,7 @@ def _limit_child(limits: Limits, uid: int | None, mode: str):
             os.setgroups([])
             os.setgid(nobody[1])
             os.setuid(nobody[0])
-        if uid is not None or nobody is not None or os.geteuid() != 0:
+        if uid is not None or nobody is not None:  # a uid of the run's own (or nobody's): the count holds
             resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes))
     return apply
 
