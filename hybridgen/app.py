@@ -21,8 +21,9 @@ from hybridgen.admin.services import AppServices, celery_enqueue
 from hybridgen.api.auth import require_token_or_admin
 from hybridgen.api.docs import SWAGGER_ASSETS, add_docs_route
 from hybridgen.api.routes import router
-from hybridgen.relative_redirects import RelativeRedirects
-from hybridgen.security_headers import SecurityHeaders
+from hybridgen.relative_redirects import make_redirects_relative
+from hybridgen.response_headers import EditResponseHeaders
+from hybridgen.security_headers import add_security_headers
 from pipeline.settings import Settings
 from pipeline.storage.db import session_factory
 from pipeline.storage.files import write_private_text
@@ -73,10 +74,10 @@ def create_app(settings: Settings, services: AppServices | None = None) -> FastA
     app.add_middleware(AdminWriteGuard, prefix="/admin", allowed=WRITE_PATHS)
     app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="hybridgen_session",
                        max_age=SESSION_MAX_AGE_S, same_site="lax", https_only=settings.secure_cookies)
-    app.add_middleware(RelativeRedirects)
+    app.add_middleware(EditResponseHeaders, edit=make_redirects_relative)
     if settings.allowed_host_list:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_host_list)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(EditResponseHeaders, edit=add_security_headers)
     return app
 
 

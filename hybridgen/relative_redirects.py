@@ -3,7 +3,8 @@
 Starlette's `url_for` (used by sqladmin for every redirect: to the login page, after login, after
 logout) builds absolute URLs from the Host header, so a request with `Host: evil.example` was
 answered `Location: http://evil.example/admin/login`. Behind a cache or a proxy that passes Host
-through, that poisons links for others. This middleware rewrites any Location that points at the
+through, that poisons links for others. `make_redirects_relative` (run on every response by
+hybridgen.response_headers) rewrites any Location that points at the
 request's own host to a relative one (path and query), which browsers resolve against the origin
 they actually talked to. Locations to other hosts are left alone (the app sends none:
 `review_pages.safe_next` keeps "next" inside /admin).
@@ -14,7 +15,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 
 def relative_location(location: str, host: str) -> str:
@@ -24,26 +25,11 @@ def relative_location(location: str, host: str) -> str:
     return location
 
 
-class RelativeRedirects:
-    """ASGI middleware: Location headers pointing at the request's own host become relative."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+def make_redirects_relative(headers: MutableHeaders, scope: Scope) -> None:
+    """A Location pointing at the request's own host becomes relative (for EditResponseHeaders)."""
+    if "location" in headers:
         host = Headers(scope=scope).get("host") or _server_netloc(scope)
-
-        async def send_relative(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                if "location" in headers:
-                    headers["location"] = relative_location(headers["location"], host)
-            await send(message)
-
-        await self.app(scope, receive, send_relative)
+        headers["location"] = relative_location(headers["location"], host)
 
 
 def _server_netloc(scope: Scope) -> str:

@@ -12,7 +12,7 @@ the review buttons cannot be clickjacked.
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'none'",
@@ -35,23 +35,8 @@ HEADERS = {
 }
 
 
-class SecurityHeaders:
-    """ASGI middleware: add HEADERS to every HTTP response that does not set them itself."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in HEADERS.items():
-                    if name not in headers:
-                        headers[name] = value
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def add_security_headers(headers: MutableHeaders, scope: Scope) -> None:
+    """HEADERS on a response that does not set them itself (for EditResponseHeaders)."""
+    for name, value in HEADERS.items():
+        if name not in headers:
+            headers[name] = value

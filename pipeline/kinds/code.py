@@ -6,9 +6,9 @@ import ast
 import json
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from generators.constrained import schema_regex
 from pipeline.kinds.base import Fallback, PlanRequest, Prompt, Span
 from pipeline.text import strip_chat_artifacts
 
@@ -26,10 +26,22 @@ PLAN_SCHEMA = {"type": "object", "properties": {
     "signature": {"type": "string", "pattern": f"^def [A-Za-z_][A-Za-z0-9_]*{ARGS}:$"}, **PLAN_REST},
     "required": ["signature", "docstring", "steps"], "additionalProperties": False}
 """A code plan. The signature is forced from the job where it is known (plan_request)."""
-PLAN_REST_REGEX = re.sub(r"^\\\{(\[ \]\?)?", "", schema_regex(
-    {"type": "object", "properties": PLAN_REST, "required": list(PLAN_REST), "additionalProperties": False}))
-"""The plan's JSON after its signature member: `"docstring": ..., "steps": [...]}`."""
-AFTER_SIGNATURE = r"[ ]?" + PLAN_REST_REGEX
+
+
+@cache
+def after_signature() -> str:
+    """The regex of the plan's JSON after its signature member: `[ ]?"docstring": ..., "steps": [...]}`
+    (the rest object's own regex without its opening brace). Built on first use: the schema compiler
+    imports torch, which `hybridgen submit` must not pay for."""
+    from generators.constrained import schema_regex
+
+    rest = schema_regex({"type": "object", "properties": PLAN_REST, "required": list(PLAN_REST),
+                         "additionalProperties": False})
+    if not rest.startswith("\\{"):
+        raise RuntimeError(f"unexpected schema regex from outlines-core: {rest[:40]!r}")
+    return rest[2:]
+
+
 # Standard modules MBPP-style bodies use without importing them inside the function.
 STDLIB = ("re", "math", "heapq", "collections", "itertools", "functools", "operator", "string", "bisect", "sys",
           "cmath", "statistics", "random")
@@ -177,11 +189,11 @@ class Code:
         # Each prefix ends where SmolLM2's tokenizer ends a token (never on a lone space: the space
         # belongs to the next word's token, as in the text the model was trained on).
         if sig:
-            prefix, continuation = '{"signature": ' + json.dumps(sig, ensure_ascii=False) + ",", AFTER_SIGNATURE
+            prefix, continuation = '{"signature": ' + json.dumps(sig, ensure_ascii=False) + ",", after_signature()
         elif name:
-            prefix, continuation = '{"signature": "def ' + name, ARGS + ':",' + AFTER_SIGNATURE
+            prefix, continuation = '{"signature": "def ' + name, ARGS + ':",' + after_signature()
         else:
-            prefix, continuation = '{"signature": "def', " " + NAME + ARGS + ':",' + AFTER_SIGNATURE
+            prefix, continuation = '{"signature": "def', " " + NAME + ARGS + ':",' + after_signature()
         user = (f"Plan a Python function for this task: {job_input['prompt']}\n"
                 + (f"Tests: {' ; '.join(job_input['tests'][:2])}\n" if job_input.get("tests") else "")
                 + "Reply with JSON: the signature line (def ...:), a one-line docstring, and one to three short steps.")

@@ -175,7 +175,7 @@ def judge(result_fd: int, max_processes: int, isolated: bool) -> None:
     die_with_parent()
     job = json.loads(sys.stdin.buffer.read().decode("utf-8"))
     results = {"solution_error": None, "tests": [], "problem": None}
-    kill_rest = (lambda: _kill_all()) if isolated else (lambda: _kill_group(pid))
+    kill_rest = _kill_all if isolated else (lambda: _kill_group(pid))
     if os.getuid() == 0 or os.geteuid() == 0:
         results["problem"] = "refused: the sandbox would run untrusted code as root"
     elif not protected:
@@ -197,27 +197,30 @@ def judge(result_fd: int, max_processes: int, isolated: bool) -> None:
         out.write(json.dumps(results) + "\n")
 
 
-def make_undumpable() -> bool:
-    """prctl(PR_SET_DUMPABLE, 0): the runner (same uid) can no longer ptrace this process or read its
-    memory, fds or environment through /proc."""
+def _libc():
+    """The C library through ctypes, or None. The judge loads it before the job is read; the runner
+    never needs it (its audit hook refuses ctypes anyway)."""
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(4, 0, 0, 0, 0) == 0  # PR_SET_DUMPABLE = 4
-    except (OSError, AttributeError, ImportError):
-        return False
+        return ctypes.CDLL(None, use_errno=True)
+    except (OSError, ImportError):
+        return None
+
+
+def make_undumpable() -> bool:
+    """prctl(PR_SET_DUMPABLE, 0): the runner (same uid) can no longer ptrace this process or read its
+    memory, fds or environment through /proc."""
+    libc = _libc()
+    return libc is not None and libc.prctl(4, 0, 0, 0, 0) == 0  # PR_SET_DUMPABLE = 4
 
 
 def die_with_parent() -> None:
     """SIGKILL this process (pid 1 of the sandbox's PID namespace, so everything in it) when bwrap's
     monitor dies; a root worker's `setpriv` uid change cleared the one bwrap set."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError, ImportError):
-        pass
+    libc = _libc()
+    if libc is not None:
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
 
 
 def describe_signal(signo: int, limits: dict) -> str:
@@ -350,15 +353,11 @@ def _kill_group(pid: int) -> None:
 def join_new_session_keyring() -> bool:
     """keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL): a new, empty session keyring, so the code under test
     no longer possesses the worker's (bwrap and setpriv keep it)."""
-    numbers = {"x86_64": 250, "aarch64": 219, "i686": 288, "armv7l": 311}
-    try:
-        import ctypes
-        import platform
+    import platform
 
-        number = numbers.get(platform.machine())
-        return number is not None and ctypes.CDLL(None, use_errno=True).syscall(number, 1, None) >= 0
-    except (OSError, AttributeError, ImportError):
-        return False
+    number = {"x86_64": 250, "aarch64": 219, "i686": 288, "armv7l": 311}.get(platform.machine())  # keyctl
+    libc = _libc()
+    return libc is not None and number is not None and libc.syscall(number, 1, None) >= 0
 
 
 def _kill_all() -> None:

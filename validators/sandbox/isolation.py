@@ -91,13 +91,15 @@ def run_uid() -> int:
     return FIRST_RUN_UID + secrets.randbelow(RUN_UIDS)
 
 
-def command(argv: list[str], harness: str, disk_mb: int, uid: int | None = None) -> list[str]:
+def command(argv: list[str], harness: str, disk_mb: int, uid: int | None = None,
+            info_fd: int | None = None) -> list[str]:
     """The bwrap command line that runs `argv` (interpreter first) isolated; `harness` is bound
-    read-only at HARNESS_INSIDE. `uid` is the run's uid when the worker is root."""
+    read-only at HARNESS_INSIDE. `uid` is the run's uid when the worker is root; bwrap writes the
+    sandbox's first pid (JSON) to `info_fd`."""
     bwrap = _bwrap_path()
     as_root = os.geteuid() == 0
     binds = interpreter_binds()
-    args = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+    args = [bwrap, *(["--info-fd", str(info_fd)] if info_fd is not None else []), "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--new-session", "--clearenv", "--as-pid-1"]
     if not as_root:
         args += ["--unshare-user"]  # maps this (non-root) uid; capabilities in it are dropped by bwrap

@@ -72,25 +72,25 @@ class SandboxResult:
 def run_tests(code: str, tests: list[str], setup: str = "", limits: Limits = Limits()) -> SandboxResult:
     t0 = time.monotonic()
     uid = isolation.run_uid() if os.geteuid() == 0 else None
+    info_r, info_w = os.pipe()  # bwrap writes the sandbox's first pid here (for the kill at the wall clock)
     try:
-        argv = _command(limits, uid)
+        argv = _command(limits, uid, info_w)
     except isolation.SandboxUnavailable as e:
+        os.close(info_r)
+        os.close(info_w)
         return SandboxResult(False, problem=f"tests not run: {e}", seconds=time.monotonic() - t0)
     job = json.dumps({"code": code, "tests": tests, "setup": setup, "audit_hook": limits.audit_hook,
                       "limits": {"cpu_s": limits.cpu_s, "output_bytes": limits.output_bytes}})
     stdin, stdout, stderr, results = (_memfd(name) for name in ("job", "stdout", "stderr", "results"))
-    info_r, info_w = os.pipe()
     try:
         os.write(stdin, job.encode("utf-8"))
         os.lseek(stdin, 0, os.SEEK_SET)
-        if limits.isolation == "bwrap":
-            argv = argv[:1] + ["--info-fd", str(info_w)] + argv[1:]
         try:
             harness_args = [str(results), str(limits.max_processes),
                             "isolated" if limits.isolation == "bwrap" else "not-isolated"]
             proc = subprocess.Popen(argv + harness_args, stdin=stdin, stdout=stdout, stderr=stderr,
                                     pass_fds=(results, info_w), start_new_session=True, close_fds=True,
-                                    preexec_fn=_limit_child(limits, uid, limits.isolation))
+                                    preexec_fn=_limit_child(limits))
         except OSError as e:
             return SandboxResult(False, problem=f"the sandbox could not be started: {e}",
                                  seconds=time.monotonic() - t0)
@@ -125,22 +125,21 @@ def run_tests(code: str, tests: list[str], setup: str = "", limits: Limits = Lim
     return SandboxResult(passed, tests_out, payload["solution_error"], problem, out_text, err_text, seconds)
 
 
-def _command(limits: Limits, uid: int | None) -> list[str]:
+def _command(limits: Limits, uid: int | None, info_fd: int) -> list[str]:
     python = [os.path.realpath(sys.executable), "-I", "-S", "-B"]
     if limits.isolation == "none":
         return python + [str(HARNESS)]
     isolation.check_available(str(HARNESS))
-    return isolation.command(python + [isolation.HARNESS_INSIDE], str(HARNESS), limits.disk_mb, uid)
+    return isolation.command(python + [isolation.HARNESS_INSIDE], str(HARNESS), limits.disk_mb, uid, info_fd)
 
 
-def _limit_child(limits: Limits, uid: int | None, mode: str):
+def _limit_child(limits: Limits):
     """Limits for bwrap and everything under it (they are inherited across exec and setpriv).
 
-    RLIMIT_NPROC binds per uid: under bwrap a root worker's run has a uid of its own, so the count
-    is this run's processes; without isolation the child drops to `nobody` when it can. A non-root
-    worker's count would include its own threads (and stop bwrap from creating its namespaces), so
-    there the harness's runner sets it for the code under test instead."""
-    nobody = _nobody_ids() if mode == "none" and os.geteuid() == 0 else None
+    The process count is set by the harness's runner, for the code under test alone: set here, it
+    would count a non-root worker's own threads and stop bwrap from creating its namespaces.
+    Without isolation a root worker's child drops to `nobody` when it can (the harness refuses root)."""
+    nobody = _nobody_ids() if limits.isolation == "none" and os.geteuid() == 0 else None
 
     def apply() -> None:
         mem = limits.memory_mb * 2**20
@@ -153,8 +152,6 @@ def _limit_child(limits: Limits, uid: int | None, mode: str):
             os.setgroups([])
             os.setgid(nobody[1])
             os.setuid(nobody[0])
-        if uid is not None or nobody is not None:  # a uid of the run's own (or nobody's): the count holds
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes))
     return apply
 
 
