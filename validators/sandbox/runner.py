@@ -43,7 +43,9 @@ class Limits:
     memory_mb: int = 512
     output_bytes: int = 1_000_000
     """Largest file the code may write, stdout and stderr included."""
-    max_processes: int = 32
+    max_processes: int = 8
+    """Processes of the run's uid (judge and runner included). With the per-process address-space
+    limit this also bounds a run's memory: 8 x memory_mb (4 GiB by default)."""
     max_open_files: int = 64
     disk_mb: int = 64
     """Size of the sandbox's private working folder (a tmpfs)."""
