@@ -43,3 +43,14 @@ def test_readme_documents_every_setting():
     readme = (REPO / "README.md").read_text()
     missing = [name for name, _, _ in documented_settings() if f"`{name}`" not in readme]
     assert not missing, f"README.md does not document: {missing}"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"HYBRIDGEN_SANDBOX_ISOLATION": "off"}, "HYBRIDGEN_SANDBOX_ISOLATION='off'; expected bwrap"),
+    ({"HYBRIDGEN_SANDBOX_DISK_MB": "0"}, "HYBRIDGEN_SANDBOX_DISK_MB=0 must be at least 1"),
+    ({"HYBRIDGEN_SANDBOX_TIMEOUT_S": "-1"}, "HYBRIDGEN_SANDBOX_TIMEOUT_S=-1.0 must be > 0"),
+    ({"HYBRIDGEN_KERNELS": "cuda"}, "HYBRIDGEN_KERNELS='cuda'; expected one of auto, torch, triton"),
+])
+def test_sandbox_and_kernel_settings_are_checked(env, message):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Settings.from_env(env)
