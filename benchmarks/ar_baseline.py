@@ -29,7 +29,7 @@ def main() -> None:
 
     import torch
 
-    from generators.ar import ARConfig, generate_ar
+    from generators.decoding.ar import ARConfig, generate_ar
     from generators.loading import load_model
     from generators.prompts import chat_ids
 

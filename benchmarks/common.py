@@ -83,3 +83,26 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self.peak_mb = max(self.peak_mb, self._proc.memory_info().rss / 2**20)
+
+
+def add_model_args(ap) -> None:
+    """--model, --dtype and --adapter: every benchmark loads through `load_for_bench`, as the runtime does."""
+    ap.add_argument("--model", default=None, help="model spec (default: HYBRIDGEN_MODEL, the embedded SmolLM2)")
+    ap.add_argument("--dtype", default=None, help="auto, float32 or bfloat16 (default: HYBRIDGEN_DTYPE, auto)")
+    ap.add_argument("--adapter", default=None, help="refiner adapter folder, 'default' or 'none' "
+                                                    "(default: HYBRIDGEN_REFINER_ADAPTER)")
+
+
+def load_for_bench(args, *, refiner: bool = True):
+    """(settings, planner LoadedModel, refiner or None) through the runtime's own loaders."""
+    import dataclasses
+
+    from pipeline.runtime import Runtime
+    from pipeline.settings import Settings
+
+    settings = Settings.from_env()
+    overrides = {k: v for k, v in (("model", getattr(args, "model", None)), ("dtype", getattr(args, "dtype", None)),
+                                   ("refiner_adapter", getattr(args, "adapter", None))) if v is not None}
+    settings = dataclasses.replace(settings, **overrides)
+    runtime = Runtime(settings)
+    return settings, runtime.planner, runtime.refiner if refiner else None

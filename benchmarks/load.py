@@ -96,6 +96,7 @@ def services(pg_admin_url: str, redis_url: str) -> Iterator[tuple[str, str]]:
 
 
 def cli_env(db_url: str, broker_url: str, data_dir: Path) -> dict[str, str]:
+    data_dir.mkdir(parents=True, exist_ok=True)  # hybridgen refuses a data folder that does not exist
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYBRIDGEN_")}
     env.update({
         "HYBRIDGEN_DATABASE_URL": db_url, "HYBRIDGEN_BROKER_URL": broker_url, "HYBRIDGEN_DATA_DIR": str(data_dir),

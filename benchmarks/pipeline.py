@@ -64,7 +64,47 @@ def run_mode(mode: str, jobs: list[dict], base_settings, n_examples: int) -> dic
         for chunk in chunks(ids, settings.chunk_size):
             run_chunk(chunk, sessions=sessions, runtime=runtime)
         seconds = time.perf_counter() - t0
-        return collect(sessions, ids, seconds, runtime, n_examples)
+        return {**collect(sessions, ids, seconds, runtime, n_examples),
+                **stage_seconds(sessions, ids, settings.chunk_size)}
+
+
+BATCH_STAGES = ("plan", "refiner", "ar", "retry")
+"""Attempt timings measured per batch call (every item of a chunk carries its chunk's value)."""
+ITEM_STAGES = ("validate", "retry_validate")
+"""Attempt timings measured per item."""
+
+
+def stage_seconds(sessions, ids, chunk_size: int) -> dict:
+    """Seconds per stage over the run (a batch stage counted once per chunk), and the planner's tokens
+    per forward, from the stored attempts."""
+    from sqlalchemy import select
+
+    from pipeline.storage.models import Attempt
+    from pipeline.submission import chunks
+
+    with sessions() as s:
+        attempts = s.execute(select(Attempt).where(Attempt.item_id.in_(ids)).order_by(Attempt.id)).scalars().all()
+    chunk_of = {i: n for n, chunk in enumerate(chunks(ids, chunk_size)) for i in chunk}
+    stages: dict[str, float] = {}
+    per_chunk: dict[tuple[str, str, int], float] = {}
+    plan_tokens = plan_forwards = 0
+    for a in attempts:
+        t = a.timings or {}
+        prefix = "fallback_" if a.path == "ar_fallback" else ""
+        for key in BATCH_STAGES:
+            if key in t:
+                slot = (prefix + key, a.path, chunk_of[a.item_id])
+                per_chunk[slot] = max(per_chunk.get(slot, 0.0), float(t[key]))
+        for key in ITEM_STAGES:
+            if key in t:
+                stages[prefix + key] = stages.get(prefix + key, 0.0) + float(t[key])
+        if a.path != "ar_fallback":
+            plan_tokens += int(t.get("plan_tokens", 0))
+            plan_forwards += int(t.get("plan_forwards", 0))
+    for (key, _, _), value in per_chunk.items():
+        stages[key] = stages.get(key, 0.0) + value
+    return {"stage_seconds": {k: round(v, 2) for k, v in sorted(stages.items())},
+            "plan_tokens_per_forward": round(plan_tokens / plan_forwards, 3) if plan_forwards else 0.0}
 
 
 def collect(sessions, ids, seconds, runtime, n_examples: int) -> dict:
@@ -183,9 +223,13 @@ def main() -> None:
     results = {mode: run_mode(mode, jobs, settings, n_examples) for mode in ("ar", "hybrid")}
     print(f"machine: {machine()}; {len(jobs)} jobs per mode")
     keys = ["items", "seconds", "validated_items_per_hour", "first_pass_rate", "final_pass_rate", "fallback_rate",
-            "mbpp_pass_rate", "rescued_by_retries", "tokens_per_forward", "gen_ppl"]
+            "mbpp_pass_rate", "rescued_by_retries", "tokens_per_forward", "plan_tokens_per_forward", "gen_ppl"]
     print_table("pipeline: AR vs hybrid on the same jobs", ["metric", "ar", "hybrid"],
                 [(k, results["ar"][k], results["hybrid"][k]) for k in keys])
+    stage_names = sorted({k for r in results.values() for k in r["stage_seconds"]})
+    print_table("seconds per stage (a batch stage once per chunk)", ["stage", "ar", "hybrid"],
+                [(k, results["ar"]["stage_seconds"].get(k, 0.0), results["hybrid"]["stage_seconds"].get(k, 0.0))
+                 for k in stage_names])
     for mode in ("ar", "hybrid"):
         print_table(f"{mode} attempts: what failed", ["job", "path", "passed", "retry passed", "failed validators"],
                     results[mode]["attempts"])
@@ -201,6 +245,8 @@ def main() -> None:
         "mbpp_pass_rate_hybrid": results["hybrid"]["mbpp_pass_rate"],
         "mbpp_pass_rate_ar": results["ar"]["mbpp_pass_rate"],
         "gen_ppl_ar": results["ar"]["gen_ppl"], "gen_ppl_hybrid": results["hybrid"]["gen_ppl"],
+        "plan_tokens_per_forward": {m: r["plan_tokens_per_forward"] for m, r in results.items()},
+        "stage_seconds": {m: r["stage_seconds"] for m, r in results.items()},
         "quick": args.quick,
     })
 

@@ -1,6 +1,7 @@
 """Refiner speed and quality on the default model: AR baseline vs reference vs cached diffusion decoder.
 
-    python benchmarks/refiner.py [--quick] [--adapter PATH|none] [--quality-only | --skip-quality]
+    python benchmarks/refiner.py [--quick] [--model M] [--dtype D] [--adapter PATH|default|none]
+                                 [--quality-only | --skip-quality]
                                  [--per-kind N] [--taus 0.5,0.9,1.0] [--plot PNG] [--threads N]
                                  [--speed-drafts 3,4]
 
@@ -35,7 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import BENCH_PROMPTS, RssSampler, emit_json, machine, print_table  # noqa: E402
+from benchmarks.common import (BENCH_PROMPTS, RssSampler, add_model_args, emit_json, load_for_bench,  # noqa: E402
+                               machine, print_table)
 
 DEFAULT_BLOCK, DEFAULT_SUB, DEFAULT_TAU = 4, 4, 0.9
 DEFAULT_DRAFTS = 2  # HYBRIDGEN_REFINER_DRAFTS' default: the pipeline's refiner is draft-and-verify
@@ -51,7 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
                     help="fewer tokens, 1 prompt per kind, 3 τ values, 48-token cap (a few minutes)")
-    ap.add_argument("--adapter", default="default", help="LoRA adapter folder, 'default' or 'none'")
+    add_model_args(ap)
     ap.add_argument("--quality-only", "--skip-speed", dest="skip_speed", action="store_true",
                     help="skip the speed tables")
     ap.add_argument("--skip-quality", action="store_true", help="speed tables only (the old benchmark)")
@@ -75,20 +77,16 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from generators.loading import load_model
-    from generators.refiner import load_refiner
-    from pipeline.settings import Settings
-
-    settings = Settings.from_env()
-    lm = load_model("smollm2-135m-instruct", cache_dir=settings.cache_dir)
-    adapter = _adapter_path(args.adapter)
-    refiner = load_refiner(lm, adapter=adapter)
+    settings, lm, refiner = load_for_bench(args)
     print(f"machine: {machine()}, torch {torch.__version__} ({torch.get_num_threads()} threads), load average "
           f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())}; refiner weights: {refiner.name}")
     result: dict = {}
     if not args.skip_speed:
+        from benchmarks.engine import engine_speed
+
         extra = sorted(set(args.speed_drafts) - {DEFAULT_DRAFTS})
         result.update(speed(lm, refiner, quick=args.quick, extra_drafts=extra))
+        result.update(engine_speed(lm, refiner, settings, n_new=32 if args.quick else 64, batches=(1, 8, 32)))
     if not args.skip_quality:
         result.update(quality(lm, refiner, args))
     if TRAIN_CURVE.exists():
@@ -121,8 +119,8 @@ def speed(lm, refiner, *, quick: bool, extra_drafts: list[int] = ()) -> dict:
 
     import torch
 
-    from generators.diffusion.proposals import DecodeConfig
-    from generators.diffusion.strategies import Strategy
+    from generators.decoding.proposals import DecodeConfig
+    from generators.decoding.commit_rules import Strategy
     from generators.prompts import chat_ids, left_pad
     from pipeline.runtime import CPU_FORWARD_BUDGET
 
@@ -137,7 +135,7 @@ def speed(lm, refiner, *, quick: bool, extra_drafts: list[int] = ()) -> dict:
         return [(out.shape[1] - ids.shape[1], out.shape[1] - ids.shape[1])] * len(batch)
 
     def diffusion(reference: bool, strategy, block=DEFAULT_BLOCK, sub=DEFAULT_SUB, sub_cache=True):
-        from generators.diffusion.reference import generate_reference
+        from generators.decoding.reference_block import generate_reference
 
         def run(batch, n):
             cfg = DecodeConfig(block_size=block, sub_block_size=sub, max_new_tokens=n, sub_block_cache=sub_cache)
@@ -247,7 +245,7 @@ def quality(lm, refiner, args) -> dict:
                       for k, p, r in zip(kinds, prompts, arm.rows)]
         return arm
 
-    from generators.diffusion.strategies import Strategy
+    from generators.decoding.commit_rules import Strategy
 
     ar = score(q.decode_ar(lm, ids, caps))
     arms, verify_arms = {}, {}
@@ -328,16 +326,6 @@ def quality(lm, refiner, args) -> dict:
         "drafts_sweep": [[p["drafts"], round(p["tokens_per_forward"], 3), round(p["gen_ppl"], 3),
                           round(p["pass_rate"], 3)] for p in verify_points],
     }
-
-
-def _adapter_path(arg: str):
-    if arg == "none":
-        return None
-    if arg == "default":
-        from generators.shipped import default_adapter_path
-
-        return default_adapter_path()
-    return Path(arg)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ drew it (`data.prepare` with the CUDA profile: 64 prompts, any prompt equal to a
 dropped), then the first `per_kind` of each kind: article sections, product descriptions, MBPP code
 tasks 601-640 (never trained on).
 
-Decoding. AR greedy (`generators.ar.generate_ar` on the base model) and the refiner (cached
+Decoding. AR greedy (`generators.decoding.ar.generate_ar` on the base model) and the refiner (cached
 decoder, threshold strategy) decode the same chat prompts, both stopping at EOS, with the same
 per-kind cap: the pipeline's span budget for that kind (`pipeline/kinds/*.py: span_tokens`:
 article 140, product 150, code 180 new tokens), or a smaller cap for --quick. The refiner runs at
@@ -105,7 +105,7 @@ class Arm:
 
 def decode_ar(lm, prompts: list[list[int]], caps: list[int], batch_size: int = 8) -> Arm:
     """Greedy AR on the base model, stopping at EOS or the cap (rows leave the batch when done)."""
-    from generators.ar import ARConfig, generate_ar
+    from generators.decoding.ar import ARConfig, generate_ar
 
     rows, t0 = [], time.perf_counter()
     for i in range(0, len(prompts), batch_size):
@@ -118,7 +118,7 @@ def decode_ar(lm, prompts: list[list[int]], caps: list[int], batch_size: int = 8
 def decode_refiner(refiner, prompts: list[list[int]], caps: list[int], *, strategy, block: int, sub: int,
                    batch_size: int = 1, name: str | None = None) -> Arm:
     """The refiner with a decoding strategy (threshold τ, or draft-and-verify), stopping at EOS or the cap."""
-    from generators.diffusion.proposals import DecodeConfig
+    from generators.decoding.proposals import DecodeConfig
 
     cfg = DecodeConfig(block_size=block, sub_block_size=sub, max_new_tokens=max(caps))
     rows, t0 = [], time.perf_counter()

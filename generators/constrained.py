@@ -2,8 +2,8 @@
 
 outlines-core compiles the regex (a JSON schema is first turned into one by outlines'
 `build_regex_from_schema`) against the tokenizer's vocabulary into an Index; each row walks it with
-its own Guide. `RegexConstraint` plugs into `generate_ar(logits_transform=...)`, so constrained
-rows batch like any others and leave the batch when done.
+its own Guide. `RegexConstraint` plugs into `generate_ar(constraint=...)`, so constrained rows batch
+like any others, leave the batch when done, and jump forward over what the grammar forces.
 
 Two things outlines leaves to the caller, handled here: whitespace between JSON tokens is limited
 (the default pattern lets a small model loop on spaces), and the token budget is the decoder's
@@ -110,39 +110,130 @@ def schema_regex(schema: dict) -> str:
 
 
 class RegexConstraint:
-    """Logits transform for generate_ar: each call row follows its own guide through `index`."""
+    """An engine constraint (decoding/engine.py): each call row follows its own guide through `index`.
 
-    def __init__(self, indices: list[Any], eos_token_id: int):
+    `restrict` masks every verified position of a step: the guide walks the row's drafts
+    speculatively and rolls back, so a draft the grammar refuses is never accepted. `forced`
+    drafts the grammar's only continuation (jump-forward): where every token the grammar allows is a
+    prefix of the longest one (a JSON key, its quotes and colon), that longest token is drafted,
+    and the model's verification keeps it only if the model picks that tokenization itself, so
+    the output equals the plain constrained decode's.
+    """
+
+    def __init__(self, indices: list[Any], eos_token_id: int, tokenizer=None):
         from outlines_core import Guide
         from outlines_core.kernels.torch import allocate_token_bitmask
 
-        self.guides = [Guide(ix) if ix is not None else None for ix in indices]
+        self.guides = [Guide(ix, max_rollback=MAX_DRAFTS + 1) if ix is not None else None for ix in indices]
         self._seen = [0] * len(indices)
         self._allocate = allocate_token_bitmask
         self.eos = eos_token_id
+        self._strings = _token_strings(tokenizer) if tokenizer is not None else None
 
     def finished(self, row: int) -> bool:
         g = self.guides[row]
         return g is None or g.is_finished()
 
-    def __call__(self, rows: list[int], generated: list[list[int]], logits: torch.Tensor) -> torch.Tensor:
+    def _sync(self, row: int, out: list[int]) -> None:
+        """Advance row's guide through the tokens it has not seen (the tokens after the regex ended:
+        only EOS, which the guide need not see)."""
+        guide = self.guides[row]
+        for tok in out[self._seen[row]:]:
+            if not guide.is_finished() or guide.accepts_tokens([tok]):
+                guide.advance(token_id=tok, return_tokens=False)
+        self._seen[row] = len(out)
+
+    def _mask_into(self, guide, logits_row: torch.Tensor) -> None:
+        """logits_row (V,): what the guide does not allow now -> -inf (in place)."""
         from outlines_core.kernels.torch import apply_token_bitmask_inplace, fill_next_token_bitmask
 
+        if guide.is_finished():  # the regex is complete: only EOS may follow
+            logits_row.fill_(float("-inf"))
+            logits_row[self.eos] = 0.0
+            return
+        mask = self._allocate(logits_row.shape[-1])
+        fill_next_token_bitmask(guide, mask)
+        apply_token_bitmask_inplace(logits_row[None], mask)
+
+    def restrict(self, rows: list[int], outs: list[list[int]], drafts: list[list[int]],
+                 logits: torch.Tensor) -> torch.Tensor:
+        """logits (R, C, V): position j of batch row b follows outs[b] + drafts[b][:j]."""
+        logits = logits.float().clone()
+        for b, r in enumerate(rows):
+            guide = self.guides[r]
+            if guide is None:
+                continue  # this row is unconstrained
+            self._sync(r, outs[b])
+            walked = 0
+            for j in range(logits.shape[1]):
+                self._mask_into(guide, logits[b, j])
+                if j >= len(drafts[b]) or j + 1 >= logits.shape[1]:
+                    break
+                tok = drafts[b][j]
+                if guide.is_finished() or not guide.accepts_tokens([tok]):
+                    break  # the draft fails here: later positions are never used
+                guide.advance(token_id=tok, return_tokens=False)
+                walked += 1
+            if walked:
+                guide.rollback_state(walked)
+        return logits
+
+    def forced(self, row: int, out: list[int], limit: int) -> list[int]:
+        """Up to `limit` tokens of the grammar's only continuation after `out` (see the class docstring)."""
+        guide = self.guides[row]
+        if guide is None or self._strings is None or limit < 1:
+            return []
+        self._sync(row, out)
+        drafted: list[int] = []
+        while len(drafted) < limit and not guide.is_finished():
+            tok = self._forced_token(guide)
+            if tok is None:
+                break
+            guide.advance(token_id=tok, return_tokens=False)
+            drafted.append(tok)
+        if drafted:
+            guide.rollback_state(len(drafted))
+        return drafted
+
+    def _forced_token(self, guide) -> int | None:
+        allowed = guide.get_tokens()
+        if not allowed or len(allowed) > MAX_FORCED_CHOICES or self.eos in allowed:
+            return None  # free text (or the end may come): nothing is forced
+        strings = self._strings
+        longest = max(allowed, key=lambda t: (len(strings[t]), -t))  # ties by id: the guide's order is a set's
+        top = strings[longest]
+        return longest if all(top.startswith(strings[t]) for t in allowed) else None
+
+    def __call__(self, rows: list[int], generated: list[list[int]], logits: torch.Tensor) -> torch.Tensor:
+        """The plain one-position transform (R, V) -> (R, V), for the HF reference decoder."""
         logits = logits.float().clone()
         for b, (r, gen) in enumerate(zip(rows, generated)):
             guide = self.guides[r]
             if guide is None:
-                continue  # this row is unconstrained
-            for tok in gen[self._seen[r]:]:
-                if not guide.is_finished() or guide.accepts_tokens([tok]):
-                    guide.advance(token_id=tok, return_tokens=False)
-            self._seen[r] = len(gen)
-            if guide.is_finished():
-                # the regex is complete: only EOS may follow
-                logits[b] = float("-inf")
-                logits[b, self.eos] = 0.0
                 continue
-            mask = self._allocate(logits.shape[-1])
-            fill_next_token_bitmask(guide, mask)
-            apply_token_bitmask_inplace(logits[b:b + 1], mask)
+            self._sync(r, gen)
+            self._mask_into(guide, logits[b])
         return logits
+
+
+MAX_DRAFTS = 16
+"""Most tokens a step may verify past the last chosen one (the guides can roll back this far)."""
+MAX_FORCED_CHOICES = 64
+"""A state allowing more tokens than this is free text: drafting stops without comparing them."""
+
+_token_string_cache: "weakref.WeakKeyDictionary[Any, list[str]]" = weakref.WeakKeyDictionary()
+
+
+def _token_strings(tokenizer) -> list[str]:
+    """Each token id's raw vocabulary string (byte-level, so string prefixes are byte prefixes)."""
+    try:
+        return _token_string_cache[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    size = max(len(tokenizer), max(tokenizer.get_vocab().values()) + 1)
+    strings = [s or "" for s in tokenizer.convert_ids_to_tokens(list(range(size)))]
+    try:
+        _token_string_cache[tokenizer] = strings
+    except TypeError:
+        pass
+    return strings

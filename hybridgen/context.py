@@ -11,7 +11,7 @@ import click
 from sqlalchemy.orm import Session, sessionmaker
 
 from migrations import runner
-from pipeline.settings import Settings, SettingsError
+from pipeline.settings import Settings, SettingsError, check_device, check_paths
 from pipeline.storage.db import session_factory
 
 
@@ -21,9 +21,14 @@ class CliContext:
     _checked_db: bool = field(default=False, init=False)
 
     @classmethod
-    def from_env(cls) -> "CliContext":
+    def from_env(cls, *, generates: bool = False) -> "CliContext":
+        """Every setting checked, before a command stores or loads anything; `generates`: this process
+        will load models, so the device must exist here too."""
         try:
             settings = Settings.from_env()
+            check_paths(settings, create_data_dir=_init_given())
+            if generates:
+                check_device(settings)
         except SettingsError as e:
             raise click.ClickException(str(e)) from None
         configure_logging(settings.log_level)
@@ -53,6 +58,12 @@ class CliContext:
         from workers.app import create_app
 
         return create_app(self.settings)
+
+
+def _init_given() -> bool:
+    """`hybridgen --init ...`: a data folder that does not exist yet may be created."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().params.get("init"))
 
 
 def safe_url(url: str) -> str:

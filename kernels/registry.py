@@ -23,6 +23,10 @@ _IMPLS: dict[str, dict[str, str]] = {
         "torch": "kernels.block_attention_torch:block_attention",
         "triton": "kernels.block_attention_triton:block_attention",
     },
+    "masked_attention": {  # no Triton version yet: the registry falls back to the reference
+        "torch": "kernels.masked_attention_torch:masked_attention",
+        "triton": "kernels.masked_attention_triton:masked_attention",
+    },
     "confidence": {
         "torch": "kernels.confidence_torch:confidence",
         "triton": "kernels.confidence_triton:confidence",
@@ -90,6 +94,10 @@ def get(name: str, on_cuda: bool) -> Callable:
 
 def block_attention(q, *args, **kwargs):
     return get("block_attention", q.is_cuda)(q, *args, **kwargs)
+
+
+def masked_attention(q, *args, **kwargs):
+    return get("masked_attention", q.is_cuda)(q, *args, **kwargs)
 
 
 def confidence(logits, *args, **kwargs):

@@ -1,4 +1,9 @@
-"""Export a batch as JSONL records (streamed; never loads a whole batch in memory)."""
+"""Export a batch as JSONL records (streamed; never loads a whole batch in memory).
+
+A batch whose submission named client keys stored before holds only the new jobs; its export
+also carries the earlier items (after its own, with `stored_earlier: true` and the line of this
+submission), so a client gets one record per job it sent.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +13,46 @@ from typing import Any, Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from pipeline.storage.models import Attempt, Item
+from pipeline.storage.models import Attempt, Batch, Item
 
 EXPORT_PAGE = 500
 
 
 def export_records(session: Session, batch_id: int, *, include_rejected: bool = False) -> Iterator[dict[str, Any]]:
+    batch = session.get(Batch, batch_id)
+    params = (batch.params if batch is not None else None) or {}
+    held = params.get("keys_held_elsewhere", {})  # a `new_batch` copy: keys its items could not take
     last_id = 0
     while True:
-        q = (
-            select(Item)
-            .where(Item.batch_id == batch_id, Item.id > last_id)
-            .options(selectinload(Item.reviews))
-            .order_by(Item.id)
-            .limit(EXPORT_PAGE)
-        )
-        items = session.execute(q).scalars().all()
+        items = _page(session, Item.batch_id == batch_id, Item.id > last_id)
         if not items:
-            return
-        final_ids = [i.final_attempt_id for i in items if i.final_attempt_id]
-        finals = {
-            a.id: a for a in session.execute(select(Attempt).where(Attempt.id.in_(final_ids))).scalars()
-        } if final_ids else {}
-        for item in items:
-            last_id = item.id
-            if item.review_status == "rejected" and not include_rejected:
-                continue
-            yield item_record(item, finals.get(item.final_attempt_id))
+            break
+        last_id = items[-1].id
+        for item, record in _records(session, items, include_rejected):
+            record["key"] = record["key"] or held.get(str(item.line_no))
+            yield {**record, "stored_earlier": False}
+    earlier = params.get("stored_earlier", [])
+    for start in range(0, len(earlier), EXPORT_PAGE):
+        page = earlier[start:start + EXPORT_PAGE]
+        items = _page(session, Item.id.in_([e["item_id"] for e in page]))
+        line_of = {e["item_id"]: e["line"] for e in page}
+        for item, record in sorted(_records(session, items, include_rejected), key=lambda p: line_of[p[0].id]):
+            yield {**record, "line": line_of[item.id], "stored_earlier": True}
+
+
+def _page(session: Session, *conditions: Any) -> list[Item]:
+    q = select(Item).where(*conditions).options(selectinload(Item.reviews)).order_by(Item.id).limit(EXPORT_PAGE)
+    return list(session.execute(q).scalars().all())
+
+
+def _records(session: Session, items: list[Item], include_rejected: bool) -> list[tuple[Item, dict[str, Any]]]:
+    """(item, record) for the items a reader gets: rejected ones only when asked for."""
+    final_ids = [i.final_attempt_id for i in items if i.final_attempt_id]
+    finals = {
+        a.id: a for a in session.execute(select(Attempt).where(Attempt.id.in_(final_ids))).scalars()
+    } if final_ids else {}
+    return [(item, item_record(item, finals.get(item.final_attempt_id))) for item in items
+            if include_rejected or item.review_status != "rejected"]
 
 
 def item_record(item: Item, final_attempt: Attempt | None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import threading
 import traceback
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Sequence
+from typing import Callable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +22,7 @@ from pipeline.heartbeat import Heartbeat
 from pipeline.jobs import ItemJob, ItemOutcome
 from pipeline.runtime import Runtime
 from pipeline.paths import run_fallback, run_planned
+from pipeline.plain import run_plain
 from pipeline.retries import retry_failed
 from pipeline.storage.models import AttemptPath, Batch, Item, ItemStatus
 from pipeline.storage.queries import AttemptRecord, Claim, claim_items, finish_item
@@ -70,18 +71,21 @@ class _InFlight:
 _in_flight = _InFlight()
 
 
-def run_chunk(item_ids: Sequence[int], *, sessions: sessionmaker[Session], runtime: Runtime) -> ChunkOutcome:
+def run_chunk(item_ids: Sequence[int], *, sessions: sessionmaker[Session], runtime: Runtime,
+              on_item: Callable[[int, str], None] | None = None) -> ChunkOutcome:
+    """`on_item(item_id, status)` is called as each item's result is stored (progress display)."""
     worker = runtime.worker_id
     ids = _in_flight.reserve(worker, item_ids)
     try:
-        outcome = _run_reserved(ids, sessions=sessions, runtime=runtime)
+        outcome = _run_reserved(ids, sessions=sessions, runtime=runtime, on_item=on_item)
     finally:
         _in_flight.release(worker, ids)
     outcome.skipped = [i for i in item_ids if i not in outcome.claimed]
     return outcome
 
 
-def _run_reserved(item_ids: Sequence[int], *, sessions: sessionmaker[Session], runtime: Runtime) -> ChunkOutcome:
+def _run_reserved(item_ids: Sequence[int], *, sessions: sessionmaker[Session], runtime: Runtime,
+                  on_item: Callable[[int, str], None] | None = None) -> ChunkOutcome:
     settings = runtime.settings
     worker = runtime.worker_id
     outcome = ChunkOutcome()
@@ -103,6 +107,8 @@ def _run_reserved(item_ids: Sequence[int], *, sessions: sessionmaker[Session], r
         stored = _store_result(sessions, claim, worker, result)
         if stored:
             outcome.finished[job.item_id] = result.status
+            if on_item is not None:
+                on_item(job.item_id, result.status)
         else:
             log.warning("item %s: claim lost to another worker; this run's result was discarded", job.item_id)
             outcome.lost.append(job.item_id)
@@ -151,9 +157,10 @@ def _generate(jobs: list[ItemJob], runtime: Runtime) -> dict[int, ItemOutcome]:
     """Run every job down its path. An exception fails the affected items with `error`, never loses them."""
     hybrid_kinds = {k.strip() for k in runtime.settings.hybrid_kinds.split(",") if k.strip()}
     hybrid = [j for j in jobs if j.mode == "hybrid" and j.kind in hybrid_kinds]
-    plain = [j for j in jobs if j not in hybrid]
+    plain = [j for j in jobs if j.mode == "plain"]
+    ar = [j for j in jobs if j not in hybrid and j not in plain]
     outcomes: dict[int, ItemOutcome] = {}
-    for group, runner in ((hybrid, _hybrid), (plain, _ar)):
+    for group, runner in ((hybrid, _hybrid), (ar, _ar), (plain, _plain)):
         if not group:
             continue
         try:
@@ -173,6 +180,11 @@ def _final(attempts: list[AttemptRecord]) -> ItemOutcome:
 
 def _ar(jobs: list[ItemJob], runtime: Runtime) -> dict[int, ItemOutcome]:
     attempts = retry_failed(jobs, run_planned(jobs, runtime, decoder="ar", path=AttemptPath.ar.value), runtime)
+    return {j.item_id: _final([attempts[j.item_id]]) for j in jobs}
+
+
+def _plain(jobs: list[ItemJob], runtime: Runtime) -> dict[int, ItemOutcome]:
+    attempts = run_plain(jobs, runtime)
     return {j.item_id: _final([attempts[j.item_id]]) for j in jobs}
 
 

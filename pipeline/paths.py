@@ -4,6 +4,7 @@
     ar           AR plan (outlines) -> AR spans -> assemble -> validate          (mode=ar baseline)
     ar_fallback  after a failed hybrid attempt: full AR with constraints (guidance programs for the
                  product record and the code function; sampled AR spans under the plan for articles)
+    plain        no plan: one plain prompt per item (pipeline/plain.py)
 
 Every path batches all items of a chunk: one planner call, one span call per decoder setting.
 """
@@ -11,7 +12,7 @@ Every path batches all items of a chunk: one planner call, one span call per dec
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from pipeline.fallback import guidance_output, run_guidance
@@ -41,10 +42,14 @@ class Drafted:
     timings: dict[str, Any]
     problems: list[str]
     prompt_tokens: int = 0
+    reports: list[Report] = field(default_factory=list)
+    """What was found while drafting, before the validators (how a plain reply was read)."""
 
 
 def plan_reports(plan: PlanResult) -> list[Report]:
     if plan.ok:
+        if not plan.rounds:
+            return [Report("plan", True, 1.0, "plan taken from the input whole (nothing to plan)")]
         how = "repaired from the input" if plan.repaired else "valid"
         return [Report("plan", True, 1.0, f"plan {how} after {plan.rounds} round(s)")]
     return [Report("plan", False, 0.0, "; ".join(plan.problems) or "no plan")]
@@ -120,14 +125,17 @@ def _capped(span, cap: int):
     return replace(span, max_new_tokens=max(1, min(span.max_new_tokens, cap)))
 
 
+def draft_reports(job: ItemJob, drafted: Drafted, runtime: Runtime) -> list[Report]:
+    """The drafting's own reports, then the kind's validators over the output (or why there is none)."""
+    if drafted.output is None:
+        return [*drafted.reports, Report("generation", False, 0.0, "no output: " + "; ".join(drafted.problems))]
+    return [*drafted.reports, *validate(get_kind(job.kind), drafted.output, job.input, runtime.settings, drafted.plan)]
+
+
 def to_attempt(job: ItemJob, path: str, drafted: Drafted, runtime: Runtime, started, models: dict,
                extra_reports: list[Report]) -> AttemptRecord:
     t_val = utcnow()
-    reports = list(extra_reports)
-    if drafted.output is not None:
-        reports += validate(get_kind(job.kind), drafted.output, job.input, runtime.settings, drafted.plan)
-    else:
-        reports.append(Report("generation", False, 0.0, "no output: " + "; ".join(drafted.problems)))
+    reports = [*extra_reports, *draft_reports(job, drafted, runtime)]
     finished = utcnow()
     return AttemptRecord(
         path=path, passed=all_passed(reports), output=drafted.output, plan=drafted.plan,

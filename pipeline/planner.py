@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from generators.ar import ARConfig, generate_ar
+from generators.decoding.ar import ARConfig, generate_ar
 from generators.constrained import RegexConstraint, regex_index, schema_regex
 from generators.loading import LoadedModel
 from generators.prompts import chat_ids
@@ -58,7 +58,14 @@ class PlanResult:
 
 def make_plans(jobs: Sequence[ItemJob], lm: LoadedModel, *, seed: int = 0) -> dict[int, PlanResult]:
     results = {j.item_id: PlanResult() for j in jobs}
-    todo = list(jobs)
+    todo = []
+    for job in jobs:  # a plan the job already holds whole (a code prompt's own signature) is not decoded
+        kind = get_kind(job.kind)
+        known = getattr(kind, "known_plan", lambda job_input: None)(job.input)
+        if known is not None and not kind.check_plan(job.input, known):
+            results[job.item_id].plan = known
+        else:
+            todo.append(job)
     for round_no, temperature in enumerate((0.0, REPLAN_TEMPERATURE), start=1):
         if not todo:
             break
@@ -73,12 +80,14 @@ def make_plans(jobs: Sequence[ItemJob], lm: LoadedModel, *, seed: int = 0) -> di
 
 
 def repair_plan(job: ItemJob, res: PlanResult) -> None:
-    """Replace a failing plan with the first of its drafts that the kind's repair makes pass."""
+    """Replace a failing plan with the first of its drafts that the kind's repair makes pass; when no
+    draft parsed (or none can be fixed), with the plan the kind builds from the input alone, if it can
+    (a product's facts from its attributes, an article's given headings, a function's given signature)."""
     kind = get_kind(job.kind)
     repair = getattr(kind, "repair_plan", None)
     if repair is None:
         return
-    for draft in res.drafts:
+    for draft in [*res.drafts, {}]:
         repaired = repair(job.input, draft)
         if not kind.check_plan(job.input, repaired):
             res.plan, res.problems, res.repaired = repaired, [], True
@@ -98,11 +107,11 @@ def _plan_round(jobs: Sequence[ItemJob], lm: LoadedModel, results: dict[int, Pla
     requests = [k.plan_request(j.input) for k, j in zip(kinds, jobs)]
     prompts = [chat_ids(tok, r.prompt.user, r.prompt.system, r.prompt.assistant_prefix) for r in requests]
     scale = budget_scale(tok)
-    constraint = RegexConstraint([regex_index(tok, plan_regex(r)) for r in requests], tok.eos_token_id)
+    constraint = RegexConstraint([regex_index(tok, plan_regex(r)) for r in requests], tok.eos_token_id, tokenizer=tok)
     rows = generate_ar(
-        lm.model, prompts, eos_token_ids=lm.eos_token_ids, pad_token_id=lm.pad_token_id,
+        lm.engine, prompts, eos_token_ids=lm.eos_token_ids, pad_token_id=lm.pad_token_id,
         config=ARConfig(temperature=temperature), seeds=[seed * 100003 + j.item_id for j in jobs],
-        max_new_tokens=[int(r.max_new_tokens * scale) for r in requests], logits_transform=constraint,
+        max_new_tokens=[int(r.max_new_tokens * scale) for r in requests], constraint=constraint,
     )
     seconds = time.perf_counter() - t0
     for job, kind, req, row in zip(jobs, kinds, requests, rows):

@@ -3,10 +3,11 @@ plan, in one batch, and keeps the first version that passes every validator.
 
     attempt failed ──► N sampled drafts (one batched AR decode) ──► validate in order ──► first pass wins
 
-Only AR-written attempts retry (mode `ar`, and the fallback after a failed hybrid attempt); the
-hybrid attempt stays the cheap first try. Measured on the pipeline benchmark's 15 code jobs
-(2026-11-28, docs/benchmarks.md): 8 sampled AR bodies per job solved 3 jobs, 2 of them MBPP tasks
-that every greedy body had failed, in 234 s; 8 sampled refiner bodies solved 1, in 680 s.
+The hybrid and `ar` attempts retry with AR-written spans; a `plain` attempt has no plan, so its
+retries are N sampled replies to the same plain prompt (pipeline/plain.py passes its own `redraft`):
+the baseline gets the same budget. Measured on the pipeline benchmark's 15 code jobs (2026-11-28,
+docs/benchmarks.md): 8 sampled AR bodies per job solved 3 jobs, 2 of them MBPP tasks that every
+greedy body had failed, in 234 s; 8 sampled refiner bodies solved 1, in 680 s.
 
 The retry belongs to the attempt it rescues: its tokens, forwards and seconds are added to that
 attempt, and a `retries` report says how many versions were tried and which one passed, so a
@@ -17,35 +18,43 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 from pipeline.jobs import ItemJob
 from pipeline.kinds import get_kind
-from pipeline.paths import Drafted, draft_versions
+from pipeline.paths import Drafted, draft_reports, draft_versions
 from pipeline.planner import PlanResult
 from pipeline.runtime import Runtime
 from pipeline.storage.queries import AttemptRecord
 from pipeline.storage.types import utcnow
-from pipeline.validation import all_passed, validate
+from pipeline.validation import all_passed
 from validators.base import Report
 
+Redraft = Callable[[Sequence[ItemJob], int], dict[int, list[Drafted]]]
+"""(jobs, n) -> n sampled drafts of each job, written in one batch."""
 
-def retry_failed(jobs: Sequence[ItemJob], attempts: dict[int, AttemptRecord],
-                 runtime: Runtime) -> dict[int, AttemptRecord]:
-    """`attempts` with every failed one of a kind that has retry samples (HYBRIDGEN_RETRY_SAMPLES) and a
-    plan that passes its checks retried; the others are returned as they are."""
+
+def retry_failed(jobs: Sequence[ItemJob], attempts: dict[int, AttemptRecord], runtime: Runtime,
+                 redraft: Redraft | None = None) -> dict[int, AttemptRecord]:
+    """`attempts` with every failed one of a kind that has retry samples (HYBRIDGEN_RETRY_SAMPLES)
+    retried; the others are returned as they are. Without `redraft`, a retry writes sampled AR spans
+    under the attempt's plan, and only attempts whose plan passes its checks are retried."""
     settings = runtime.settings
     samples = settings.retry_samples_by_kind
-    failed = [j for j in jobs
-              if j.item_id in attempts and not attempts[j.item_id].passed and samples.get(j.kind, 0) > 0]
-    plans = {j.item_id: _checked_plan(j, attempts[j.item_id]) for j in failed}
-    todo = [j for j in failed if plans[j.item_id].ok]
+    todo = [j for j in jobs
+            if j.item_id in attempts and not attempts[j.item_id].passed and samples.get(j.kind, 0) > 0]
+    if redraft is None:
+        plans = {j.item_id: _checked_plan(j, attempts[j.item_id]) for j in todo}
+        todo = [j for j in todo if plans[j.item_id].ok]
+
+        def redraft(group: Sequence[ItemJob], n: int) -> dict[int, list[Drafted]]:
+            return draft_versions(group, plans, runtime, decoder="ar", temperature=settings.retry_temperature,
+                                  versions=n, seed_salt=1)
     out = dict(attempts)
     for n in sorted({samples[j.kind] for j in todo}):
         group = [j for j in todo if samples[j.kind] == n]
         t0 = time.perf_counter()
-        drafts = draft_versions(group, plans, runtime, decoder="ar", temperature=settings.retry_temperature,
-                                versions=n, seed_salt=1)
+        drafts = redraft(group, n)
         seconds = time.perf_counter() - t0
         for j in group:
             out[j.item_id] = _rescued(j, attempts[j.item_id], drafts[j.item_id], runtime, seconds)
@@ -62,11 +71,10 @@ def _rescued(job: ItemJob, attempt: AttemptRecord, versions: list[Drafted], runt
              seconds: float) -> AttemptRecord:
     """The attempt after its retries: the first passing version's output and reports, or its own
     output and reports when none passed; either way with the retries' cost and a `retries` report."""
-    kind = get_kind(job.kind)
     t_val = time.perf_counter()
     winner: tuple[int, Drafted, list[Report]] | None = None
     for index, draft in enumerate(versions):
-        reports = validate(kind, draft.output, job.input, runtime.settings, draft.plan)
+        reports = draft_reports(job, draft, runtime)
         if all_passed(reports):
             winner = (index, draft, reports)
             break

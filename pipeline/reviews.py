@@ -1,7 +1,7 @@
 """Reviewer decisions on items: approve, reject, edit, requeue. Each one is stored as a Review row.
 
-Used by the review app and the HTTP API alike. Requeueing here only resets the item in the
-database; the caller puts it on the queue (workers.enqueue), and if that fails the reaper does.
+Used by the review app, the HTTP API and `hybridgen requeue` alike. Requeueing here only resets the
+item in the database; the caller puts it on the queue (workers.enqueue), and if that fails the reaper does.
 """
 
 from __future__ import annotations
@@ -33,6 +33,21 @@ class ReviewError(ValueError):
     """A review request that cannot be applied; the message names the item and the reason."""
 
 
+@dataclass(frozen=True)
+class Operator:
+    """A reviewer at the command line, who need not have a review-app account: the review row keeps
+    the name (and links the account when one of that name exists, see `reviewer_named`)."""
+
+    username: str
+    id: int | None = None
+
+
+def reviewer_named(session: Session, name: str) -> User | Operator:
+    """The user called `name`, or an Operator of that name."""
+    user = session.execute(select(User).where(User.username == name)).scalar_one_or_none()
+    return user if user is not None else Operator(name)
+
+
 @dataclass
 class ReviewOutcome:
     decision: ReviewDecision
@@ -49,7 +64,7 @@ def review_items(
     session: Session,
     item_ids: Sequence[int],
     decision: ReviewDecision | str,
-    reviewer: User,
+    reviewer: User | Operator,
     *,
     note: str | None = None,
     edited_output: str | None = None,

@@ -6,18 +6,22 @@ the child after fork (never in the parent), so each child owns its weights and i
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
-from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from generators.diffusion.proposals import DecodeConfig
-from generators.diffusion.strategies import Strategy
+from generators.decoding.widths import cost_width
+from generators.decoding.proposals import DecodeConfig
+from generators.decoding.commit_rules import Strategy
 from generators.loading import LoadedModel, load_model
-from pipeline.settings import Settings
+from pipeline.settings import Settings, parse_overrides
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,10 +52,20 @@ class Runtime:
         """The block-diffusion refiner: the planner's weights packed, with the adapter's factors beside them."""
         with self._lock:
             if self._refiner is None:
-                from generators.refiner import load_refiner
+                from generators.decoding.refiner import load_refiner
 
-                family, adapter = refiner_family_and_adapter(self.settings, self.planner)
-                self._refiner = load_refiner(self.planner, family=family, adapter=adapter)
+                try:
+                    family, adapter = refiner_family_and_adapter(self.settings, self.planner)
+                    self._refiner = load_refiner(self.planner, family=family, adapter=adapter)
+                except ValueError as e:  # e.g. the family's mask token is not in this model's vocabulary
+                    log.error("refiner: %s; hybrid spans are decoded without an adapter", e)
+                    self._refiner = load_refiner(self.planner, family=None)
+                if self._refiner.family is None:  # said once, at start-up; no item fails for it
+                    log.warning("refiner: no diffusion adapter for %s (HYBRIDGEN_REFINER_FAMILY=%s): hybrid spans are "
+                                "written by the engine's AR step with the drafts it has; set HYBRIDGEN_REFINER_FAMILY "
+                                "and HYBRIDGEN_REFINER_ADAPTER to use one", self.planner.name,
+                                self.settings.refiner_family)
+                self._refiner.width = cost_width(engine_cost_table(self.settings, self.planner), DRAFT_ACCEPT_RATE)
             return self._refiner
 
     @property
@@ -77,19 +91,52 @@ class Runtime:
         return refine_settings(self.settings, kind, cuda=self.planner.device.type == "cuda")
 
 
-def refiner_family_and_adapter(settings: Settings, planner: LoadedModel):
+DRAFT_ACCEPT_RATE = 0.35
+"""Expected share of adapter drafts the model accepts, for the width choice: measured, the shipped
+adapter yields 1.455 tokens per forward at 2 drafts on the benchmark prompts in bf16
+(benchmarks/engine.py), and 1 + a + a^2 = 1.455 gives a = 0.35."""
+
+
+def engine_cost_table(settings: Settings, planner: LoadedModel):
+    """The engine's forward cost table for this model, dtype, device and thread count: measured once per
+    machine (a few seconds) and cached under the cache folder."""
+    import torch
+
+    from generators.decoding.widths import cached_cost_table
+
+    engine = planner.engine
+    key = f"{planner.name}-{str(engine.dtype).replace('torch.', '')}-{engine.device}-{torch.get_num_threads()}t"
+    return cached_cost_table(engine, settings.cache_dir / "cost-tables", key)
+
+
+def refiner_family_and_adapter(settings: Settings, planner: LoadedModel) -> tuple[str | None, str | Path | None]:
+    """(diffusion family or None, adapter folder or None) for this model.
+
+    auto: the shipped SmolLM2 adapter for the default model, the test family for the tiny models,
+    and for any other model no adapter (its spans are drafted without one) unless an adapter folder
+    is given, which then needs HYBRIDGEN_REFINER_FAMILY to say how to read it."""
+    from generators.loading import DEFAULT_MODEL_ALIAS
     from generators.shipped import default_adapter_path
     from generators.tiny import TINY_FAMILIES, TINY_WITH_DEFAULT_TOKENIZER
 
-    if settings.model == TINY_WITH_DEFAULT_TOKENIZER:  # SmolLM2's tokenizer, so SmolLM2's mask token
-        return "smollm2-block-lora", None if settings.refiner_adapter in ("default", "none") else settings.refiner_adapter
-    if settings.model in TINY_FAMILIES:
-        return "tiny-shifted", None if settings.refiner_adapter in ("default", "none") else settings.refiner_adapter
-    if settings.refiner_adapter == "none":
-        return "smollm2-block-lora", None
-    if settings.refiner_adapter == "default":
-        return "smollm2-block-lora", default_adapter_path()
-    return "smollm2-block-lora", settings.refiner_adapter
+    family, adapter = settings.refiner_family, settings.refiner_adapter
+    own_adapter = None if adapter in ("default", "none") else Path(adapter).expanduser()
+    if family == "none":
+        return None, None
+    if family == "auto":
+        if settings.model in TINY_FAMILIES:
+            return "tiny-shifted", own_adapter
+        if settings.model == TINY_WITH_DEFAULT_TOKENIZER:  # SmolLM2's tokenizer, so SmolLM2's mask token
+            return "smollm2-block-lora", own_adapter
+        if settings.model == DEFAULT_MODEL_ALIAS:
+            return "smollm2-block-lora", default_adapter_path() if adapter == "default" else own_adapter
+        if own_adapter is not None:
+            raise ValueError(f"HYBRIDGEN_REFINER_ADAPTER={adapter!r} on the model {settings.model!r}: set "
+                             "HYBRIDGEN_REFINER_FAMILY to the adapter's diffusion family (its mask token and shift)")
+        return None, None
+    if adapter == "default" and settings.model == DEFAULT_MODEL_ALIAS and family == "smollm2-block-lora":
+        return family, default_adapter_path()
+    return family, own_adapter
 
 
 @dataclass(frozen=True)
@@ -121,10 +168,10 @@ class RefineSettings:
         return f"threshold {self.threshold}, block {self.block}, sub-block {self.sub}"
 
 
-CPU_FORWARD_BUDGET, GPU_FORWARD_BUDGET = 9, 4096
-"""Auto forward budgets. On the 2-core CPU measured (docs/benchmarks.md) a forward of 4-16 tokens
-costs about 1.7x one of a single token, so drafting pays only for the last live row (9 tokens:
-2 drafts, tree); a GPU's forward costs about the same up to thousands of tokens."""
+CPU_FORWARD_BUDGET = 9
+"""The old fixed CPU budget (2 drafts, tree, for one row), kept for the benchmarks' comparison row;
+the pipeline's width now comes from the measured cost table unless HYBRIDGEN_REFINER_FORWARD_BUDGET
+sets a budget."""
 
 
 def refine_settings(settings: Settings, kind: str, *, cuda: bool = False) -> RefineSettings:
@@ -134,36 +181,6 @@ def refine_settings(settings: Settings, kind: str, *, cuda: bool = False) -> Ref
     values.update(parse_overrides(settings.refiner_overrides).get(kind, {}))
     block = int(values["block"])
     sub = int(values["sub"]) or block
-    budget = settings.refiner_forward_budget or (GPU_FORWARD_BUDGET if cuda else CPU_FORWARD_BUDGET)
+    budget = settings.refiner_forward_budget or None  # None: the refiner's cost-table width policy
     return RefineSettings(block, sub, float(values["threshold"]), int(values["no_repeat"]), int(values["drafts"]),
                           budget)
-
-
-OVERRIDE_KEYS = ("block", "sub", "threshold", "no_repeat", "drafts")
-
-
-@lru_cache(maxsize=8)
-def parse_overrides(text: str) -> dict[str, dict[str, float]]:
-    """'code:threshold=0.95,block=4;article:threshold=0.85' -> {'code': {...}, 'article': {...}}."""
-    out: dict[str, dict[str, float]] = {}
-    for part in filter(None, (p.strip() for p in text.split(";"))):
-        kind, _, assignments = part.partition(":")
-        if kind.strip() not in {"article", "product", "code"} or not assignments:
-            raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: {part!r} should look like 'code:threshold=0.95,block=4'")
-        for assignment in assignments.split(","):
-            key, _, value = assignment.partition("=")
-            if key.strip() not in OVERRIDE_KEYS:
-                raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: unknown key {key.strip()!r} "
-                                 f"({', '.join(OVERRIDE_KEYS)})")
-            try:
-                number = float(value)
-            except ValueError:
-                raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: {assignment!r} needs a number") from None
-            if key.strip() == "no_repeat" and not (number == 0 or (number >= 2 and number.is_integer())):
-                raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: {kind.strip()} no_repeat={value.strip()} must be 0 "
-                                 "(off) or an n-gram length >= 2")
-            if key.strip() == "drafts" and not (0 <= number <= 16 and number.is_integer()):
-                raise ValueError(f"HYBRIDGEN_REFINER_OVERRIDES: {kind.strip()} drafts={value.strip()} must be an "
-                                 "integer from 0 (the threshold decoder) to 16")
-            out.setdefault(kind.strip(), {})[key.strip()] = number
-    return out

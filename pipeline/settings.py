@@ -12,15 +12,46 @@ embedded SQLite database).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+import re
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
 import platformdirs
 
+from pipeline.modes import MODES
+
 ENV_PREFIX = "HYBRIDGEN_"
 DEFAULT_MODEL = "smollm2-135m-instruct"
+DEVICES = re.compile(r"auto|cpu|cuda(:\d+)?")
+DTYPES = ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+RANGES: tuple[tuple[str, float, float | None, bool], ...] = (
+    # (field, low, high or None, low allowed): numbers whose nonsense values would only show up later,
+    # as a traceback per item or a silent no-op (a chunk of 0 items, a temperature of 70 for 0.7)
+    ("chunk_size", 1, 10_000, True),
+    ("max_new_tokens", 1, 32_768, True),
+    ("temperature", 0.0, 5.0, True),
+    ("retry_temperature", 0.0, 5.0, False),
+    ("top_p", 0.0, 1.0, False),
+    ("worker_concurrency", 1, 1024, True),
+    ("torch_threads", 0, 4096, True),
+    ("worker_max_tasks_per_child", 0, None, True),
+    ("task_time_limit_s", 1, None, True),
+    ("visibility_timeout_s", 1, None, True),
+    ("broker_poll_interval_s", 0.0, None, False),
+    ("heartbeat_interval_s", 0.0, None, False),
+    ("stale_after_s", 0.0, None, False),
+    ("reaper_interval_s", 0.0, None, True),
+    ("reenqueue_after_s", 0.0, None, True),
+    ("serve_port", 1, 65_535, True),
+    ("login_attempts_per_minute", 1, None, True),
+    ("max_request_mb", 1, None, True),
+    ("progress_interval_s", 0.0, None, True),
+)
 
 
 def setting(default: Any, help: str) -> Any:
@@ -59,19 +90,24 @@ class Settings:
         "model's 49k tokenizer).",
     )
     device: str = setting("auto", "Torch device: auto (cuda when available), cpu, cuda, cuda:N.")
-    dtype: str = setting("auto", "Weights dtype: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16.")
+    dtype: str = setting("auto", "Weights dtype: auto (bf16 on CUDA and on CPUs with AMX or AVX512-BF16, else fp32), float32, bfloat16, float16.")
     # -- generation --------------------------------------------------------------------------
     max_new_tokens: int = setting(320, "Hard cap on generated tokens per AR call.")
     temperature: float = setting(0.0, "Sampling temperature; 0 means greedy.")
     top_p: float = setting(1.0, "Nucleus sampling mass when temperature > 0.")
     seed: int = setting(0, "Seed for sampled decoding; output is deterministic for a fixed seed.")
     # -- hybrid pipeline ---------------------------------------------------------------------
-    default_mode: str = setting("hybrid", "Mode of batches submitted without --mode: hybrid or ar.")
+    default_mode: str = setting("hybrid", "Mode of batches submitted without --mode: hybrid, ar or plain.")
     hybrid_kinds: str = setting(
         "article,product,code", "Kinds that use the hybrid path in hybrid mode; others go straight to AR."
     )
     refiner_adapter: str = setting(
         "default", "Refiner LoRA: default (shipped in generators/weights), none (base weights), or a folder path."
+    )
+    refiner_family: str = setting(
+        "auto", "Refiner diffusion family (mask token, logit shift): auto (the shipped SmolLM2 adapter's for the "
+                "default model; none for any other model unless an adapter is given), none (hybrid spans are "
+                "drafted without an adapter), or a name from generators/decoding/families.py."
     )
     refiner_block_size: int = setting(4, "Refiner block size (tokens committed to the cache together).")
     refiner_sub_block_size: int = setting(0, "Refiner sub-block size; 0 means the block size.")
@@ -82,8 +118,8 @@ class Settings:
     )
     refiner_forward_budget: int = setting(
         0, "Draft-and-verify: most tokens one refiner forward may hold across the batch; with many spans live, "
-           "each drafts fewer tokens (none at worst: a plain AR step). 0: auto (9 on CPU, where a forward of "
-           "several tokens costs about 1.7x one of a single token; 4096 on a GPU)."
+           "each drafts fewer tokens (none at worst: a plain AR step). 0: auto (the width that the machine's measured "
+           "forward cost table says yields the most tokens per second; measured once per model, dtype and device)."
     )
     refiner_threshold: float = setting(
         0.9, "Refiner confidence threshold τ (commit positions at or above it); used when REFINER_DRAFTS is 0.")
@@ -184,6 +220,10 @@ class Settings:
     )
     max_request_mb: int = setting(64, "Largest request body POST /api/batches accepts, in MiB.")
     log_level: str = setting("WARNING", "Logging level of the CLI (workers log at INFO unless --loglevel says otherwise).")
+    progress_interval_s: float = setting(
+        30.0, "Seconds between the plain progress lines (done/total, rate, ETA) that `run` and `bench` print when "
+              "their output is not a terminal (CI, nohup, a log file); 0: a line per finished item."
+    )
 
     # ---------------------------------------------------------------------------------------
     @classmethod
@@ -197,10 +237,8 @@ class Settings:
                 continue
             name = key[len(ENV_PREFIX):].lower()
             if name not in known:
-                raise SettingsError(
-                    f"unknown setting {key}; known settings: "
-                    + ", ".join(ENV_PREFIX + n.upper() for n in sorted(known))
-                )
+                raise SettingsError(f"unknown setting {key}; " + _suggest(
+                    name.upper(), [n.upper() for n in sorted(known)], "settings", prefix=ENV_PREFIX))
             values[name] = _parse(key, raw, known[name])
         values.update(overrides)
         return cls(**values)
@@ -222,8 +260,8 @@ class Settings:
         return f"sqla+sqlite:///{Path(self.data_dir).expanduser().resolve() / 'broker.sqlite'}"
 
     def __post_init__(self):
-        if self.default_mode not in ("hybrid", "ar"):
-            raise SettingsError(f"HYBRIDGEN_DEFAULT_MODE={self.default_mode!r}; expected hybrid or ar")
+        if self.default_mode not in MODES:
+            raise SettingsError(f"HYBRIDGEN_DEFAULT_MODE={self.default_mode!r}; expected one of {', '.join(MODES)}")
         unknown = {k.strip() for k in self.hybrid_kinds.split(",") if k.strip()} - {"article", "product", "code"}
         if unknown:
             raise SettingsError(f"HYBRIDGEN_HYBRID_KINDS names unknown kinds {sorted(unknown)}")
@@ -253,6 +291,31 @@ class Settings:
             raise SettingsError(f"HYBRIDGEN_SANDBOX_TIMEOUT_S={self.sandbox_timeout_s} must be > 0")
         if not 0.0 < self.refiner_threshold <= 1.0:
             raise SettingsError(f"HYBRIDGEN_REFINER_THRESHOLD={self.refiner_threshold} must be in (0, 1]")
+        self._check_choices_and_ranges()
+
+    def _check_choices_and_ranges(self) -> None:
+        """Values that a run would otherwise trip over late: after the batch is stored, or once per item."""
+        if not DEVICES.fullmatch(self.device):
+            raise SettingsError(f"HYBRIDGEN_DEVICE={self.device!r}; expected auto, cpu, cuda or cuda:N")
+        from generators.decoding.families import FAMILIES
+
+        if self.refiner_family not in ("auto", "none", *FAMILIES):
+            raise SettingsError(f"HYBRIDGEN_REFINER_FAMILY={self.refiner_family!r}; expected auto, none or one of "
+                                f"{', '.join(sorted(FAMILIES))}")
+        if self.dtype not in DTYPES:
+            raise SettingsError(f"HYBRIDGEN_DTYPE={self.dtype!r}; expected one of {', '.join(DTYPES)}")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise SettingsError(f"HYBRIDGEN_LOG_LEVEL={self.log_level!r}; expected one of {', '.join(LOG_LEVELS)}")
+        for name, low, high, low_included in RANGES:
+            value = getattr(self, name)
+            if value < low or (value == low and not low_included) or (high is not None and value > high):
+                if low_included:
+                    allowed = f"from {low} to {high}" if high is not None else f"at least {low}"
+                else:
+                    allowed = f"above {low} and at most {high}" if high is not None else f"above {low}"
+                raise SettingsError(f"HYBRIDGEN_{name.upper()}={value} must be {allowed}")
+        self.disabled_validators  # raises on a name that is no validator
+        parse_overrides(self.refiner_overrides)  # raises on a malformed value
 
     @property
     def retry_samples_by_kind(self) -> dict[str, int]:
@@ -267,6 +330,19 @@ class Settings:
         return out
 
     @property
+    def disabled_validators(self) -> frozenset[str]:
+        """HYBRIDGEN_VALIDATORS_DISABLED as names, each checked against the validator registry."""
+        names = frozenset(n.strip() for n in self.validators_disabled.split(",") if n.strip())
+        if names:  # the registry imports every validator's module: only when there is a name to check
+            from validators.registry import ALL_VALIDATORS
+
+            unknown = sorted(names - set(ALL_VALIDATORS))
+            if unknown:
+                raise SettingsError(f"HYBRIDGEN_VALIDATORS_DISABLED={self.validators_disabled!r} names {unknown[0]!r}, "
+                                    "which is no validator; " + _suggest(unknown[0], ALL_VALIDATORS, "validators"))
+        return names
+
+    @property
     def allowed_host_list(self) -> list[str]:
         """HYBRIDGEN_ALLOWED_HOSTS as a list; empty means any host."""
         return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
@@ -275,6 +351,95 @@ class Settings:
     def is_embedded(self) -> bool:
         """True when both the database and the broker are the zero-setup SQLite defaults."""
         return not self.database_url and not self.broker_url
+
+
+def check_paths(settings: Settings, *, create_data_dir: bool = False) -> None:
+    """The folders and files the settings name, checked before anything is stored or loaded.
+
+    A data folder other than the default must exist unless `create_data_dir`: a mistyped
+    HYBRIDGEN_DATA_DIR would otherwise start a new, empty database and answer "no batch with id 1".
+    """
+    default_data_dir = Settings.__dataclass_fields__["data_dir"].default
+    data_dir = Path(settings.data_dir).expanduser()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise SettingsError(f"HYBRIDGEN_DATA_DIR={str(settings.data_dir)!r} is a file; expected a folder")
+    if not data_dir.exists() and data_dir != default_data_dir and not create_data_dir:
+        raise SettingsError(f"HYBRIDGEN_DATA_DIR={str(settings.data_dir)!r} does not exist; expected an existing "
+                            "folder (create it, or pass --init, e.g. `hybridgen --init db upgrade`, to have it created)")
+    cache_dir = Path(settings.cache_dir).expanduser()
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise SettingsError(f"HYBRIDGEN_CACHE_DIR={str(settings.cache_dir)!r} is a file; expected a folder")
+    adapter = settings.refiner_adapter
+    if adapter not in ("default", "none") and not Path(adapter).expanduser().is_dir():
+        raise SettingsError(f"HYBRIDGEN_REFINER_ADAPTER={adapter!r}: no such folder; expected default or none, or "
+                            "the path of an adapter folder")
+    # the models may also be HF ids (served from the local HF cache): only what looks like a path is checked
+    for name, expected in (("model", f"{DEFAULT_MODEL}, a tiny test model"), ("nli_model", "default, none")):
+        value = getattr(settings, name)
+        if value.startswith(("/", ".", "~")) and not Path(value).expanduser().exists():
+            raise SettingsError(f"HYBRIDGEN_{name.upper()}={value!r}: no such folder; expected {expected}, an HF "
+                                "model id in the local HF cache, or the path of a model folder")
+
+
+def check_device(settings: Settings) -> None:
+    """The device exists on this machine (imports torch: only for commands that generate)."""
+    if not settings.device.startswith("cuda"):
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(settings.device.partition(":")[2] or 0)
+    if index >= count:
+        seen = f"{count} CUDA device(s)" if count else "no CUDA device"
+        raise SettingsError(f"HYBRIDGEN_DEVICE={settings.device!r}, but torch sees {seen} on this machine; "
+                            "expected auto or cpu here" + (f", or cuda:0 to cuda:{count - 1}" if count else ""))
+
+
+OVERRIDE_KEYS = ("block", "sub", "threshold", "no_repeat", "drafts")
+
+
+@lru_cache(maxsize=8)
+def parse_overrides(text: str) -> dict[str, dict[str, float]]:
+    """HYBRIDGEN_REFINER_OVERRIDES: 'code:threshold=0.95,block=4;article:threshold=0.85' -> {'code': {...}, ...}."""
+    out: dict[str, dict[str, float]] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        kind, _, assignments = part.partition(":")
+        if kind.strip() not in {"article", "product", "code"} or not assignments:
+            raise SettingsError(f"HYBRIDGEN_REFINER_OVERRIDES: {part!r} should look like "
+                                "'code:threshold=0.95,block=4' (kinds: article, product, code)")
+        for assignment in assignments.split(","):
+            key, _, value = assignment.partition("=")
+            if key.strip() not in OVERRIDE_KEYS:
+                raise SettingsError(f"HYBRIDGEN_REFINER_OVERRIDES: unknown key {key.strip()!r} "
+                                    f"({', '.join(OVERRIDE_KEYS)})")
+            try:
+                number = float(value)
+            except ValueError:
+                raise SettingsError(f"HYBRIDGEN_REFINER_OVERRIDES: {assignment!r} needs a number") from None
+            if key.strip() == "no_repeat" and not (number == 0 or (number >= 2 and number.is_integer())):
+                raise SettingsError(f"HYBRIDGEN_REFINER_OVERRIDES: {kind.strip()} no_repeat={value.strip()} must be 0 "
+                                    "(off) or an n-gram length >= 2")
+            if key.strip() == "drafts" and not (0 <= number <= 16 and number.is_integer()):
+                raise SettingsError(f"HYBRIDGEN_REFINER_OVERRIDES: {kind.strip()} drafts={value.strip()} must be an "
+                                    "integer from 0 (the threshold decoder) to 16")
+            lowest = 0 if key.strip() == "sub" else 1  # sub=0: the block size
+            if key.strip() in ("block", "sub") and not (lowest <= number <= 256 and number.is_integer()):
+                raise SettingsError(f"HYBRIDGEN_REFINER_OVERRIDES: {kind.strip()} {key.strip()}={value.strip()} must "
+                                    f"be an integer from {lowest} to 256")
+            if key.strip() == "threshold" and not 0 < number <= 1:
+                raise SettingsError(f"HYBRIDGEN_REFINER_OVERRIDES: {kind.strip()} threshold={value.strip()} must be "
+                                    "in (0, 1]")
+            out.setdefault(kind.strip(), {})[key.strip()] = number
+    return out
+
+
+def _suggest(name: str, known: Any, what: str, prefix: str = "") -> str:
+    """'did you mean X?' for a near miss (a typo); the list of known names only when nothing is near.
+    A prefix every name shares is left out of the comparison (it would make every name look near)."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {prefix}{close[0]}?"
+    return f"expected one of these {what}: {', '.join(prefix + k for k in known)}"
 
 
 def documented_settings() -> list[tuple[str, str, str]]:

@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from generators.ar import ARConfig, generate_ar
-from generators.diffusion.proposals import DecodeConfig
-from generators.diffusion.strategies import Strategy
+from generators.decoding.ar import ARConfig, generate_ar
+from generators.decoding.proposals import DecodeConfig
+from generators.decoding.commit_rules import Strategy
 from generators.prompts import chat_ids
 from pipeline.kinds.base import Span
 from pipeline.text import complete_sentences
@@ -73,7 +73,7 @@ def write_spans(spans: Sequence[Span], *, tokenizer, generate: Callable, seeds: 
 
 def ar_generator(lm, temperature: float = 0.0, top_p: float = 1.0) -> Callable:
     def generate(prompts, caps, checker, seeds):
-        return generate_ar(lm.model, prompts, eos_token_ids=lm.eos_token_ids, pad_token_id=lm.pad_token_id,
+        return generate_ar(lm.engine, prompts, eos_token_ids=lm.eos_token_ids, pad_token_id=lm.pad_token_id,
                            config=ARConfig(temperature=temperature, top_p=top_p), max_new_tokens=caps,
                            stop_checker=checker, seeds=seeds)
     return generate

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Iterable, Iterator, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
+from pipeline.modes import MODES
+
 MAX_LINE_BYTES = 256 * 1024
 MAX_JOBS = 100_000
 MAX_REPORTED_ERRORS = 50
@@ -83,7 +85,7 @@ KINDS = tuple(INPUT_MODELS)
 class JobParams(_Strict):
     """Per-job overrides of the batch / settings defaults."""
 
-    mode: Literal["hybrid", "ar"] | None = None
+    mode: Literal[MODES] | None = None  # type: ignore[valid-type]  # the one list (pipeline/modes.py)
     max_new_tokens: int | None = Field(default=None, ge=1, le=4096)
     temperature: float | None = Field(default=None, ge=0.0, le=5.0)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
@@ -126,7 +128,8 @@ class SpecError(ValueError):
         more = len(problems) - MAX_REPORTED_ERRORS
         tail = f"\n  ... and {more} more" if more > 0 else ""
         head = f"{source}: " if source else ""
-        super().__init__(f"{head}{len(problems)} problem(s), nothing was stored:\n{shown}{tail}")
+        count = f"{len(problems)} problem{'' if len(problems) == 1 else 's'}"
+        super().__init__(f"{head}{count}, nothing was stored:\n{shown}{tail}")
 
     def as_dicts(self) -> list[dict[str, Any]]:
         return [{"line": p.line_no, "field": p.field, "message": p.message} for p in self.problems]

@@ -2,12 +2,16 @@
 
 Idempotency:
 - the same jobs submitted again (same content hash) return the batch stored the first time;
+  `resubmission_conflict` says when that batch was made for another mode or model, and
+  `new_batch=True` stores the jobs again as a batch of their own;
 - a job whose client `key` is already stored is not stored again: the result names the stored
-  item instead, and only the other jobs form the new batch.
+  item instead, only the other jobs form the new batch, and the batch remembers the stored ones
+  (params["stored_earlier"]) so that its export includes them.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -15,11 +19,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline.modes import MODES
 from pipeline.spec import ParsedBatch
 from pipeline.storage.models import Batch, Item, ItemStatus
 from pipeline.storage.types import utcnow
 
-MODES = ("hybrid", "ar")
 
 
 @dataclass
@@ -55,13 +59,22 @@ def submit_batch(
     name: str,
     mode: str,
     params: dict[str, Any] | None = None,
+    model: str | None = None,
+    new_batch: bool = False,
 ) -> SubmitResult:
+    """Store the jobs as a batch, or answer with the batch that holds them already.
+
+    `model` (the HYBRIDGEN_MODEL that will generate it) is recorded with the batch, so that a later
+    submission with another model is noticed. `new_batch`: always store a new batch, even of jobs
+    stored before; keys held by earlier items stay with them (the batch keeps them for its export).
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    params = {**(params or {}), **({"model": model} if model else {})}
     for attempt in range(3):
         try:
             with sessions() as session, session.begin():
-                return _store(session, parsed, name=name, mode=mode, params=params or {})
+                return _store(session, parsed, name=name, mode=mode, params=params, new_batch=new_batch)
         except IntegrityError:
             # A concurrent submission stored the same content hash or key between our check and
             # insert; the next round sees it and answers idempotently.
@@ -70,10 +83,53 @@ def submit_batch(
     raise AssertionError("unreachable")
 
 
-def _store(session: Session, parsed: ParsedBatch, *, name: str, mode: str, params: dict[str, Any]) -> SubmitResult:
-    same = session.execute(select(Batch).where(Batch.content_sha256 == parsed.content_sha256)).scalar_one_or_none()
-    if same is not None:
-        return SubmitResult(batch_id=same.id, duplicate_batch=True)
+def resubmission_conflict(sessions: sessionmaker[Session], parsed: ParsedBatch, *, mode: str,
+                          model: str | None) -> str | None:
+    """Why these jobs must not silently resume their stored batch: it was made for another mode or
+    model (None when there is no such batch, or it matches)."""
+    with sessions() as session:
+        same = _batch_of(session, parsed, mode, model)
+        if same is None:
+            return None
+        stored_model = (same.params or {}).get("model")
+        differences = [f"mode {same.mode} (asked: {mode})"] if same.mode != mode else []
+        if model and stored_model and stored_model != model:
+            differences.append(f"model {stored_model} (asked: {model})")
+        if not differences:
+            return None
+        return (f"these jobs are stored already as batch {same.id}, with {' and '.join(differences)}; "
+                "resuming it would not give what was asked")
+
+
+def _batch_of(session: Session, parsed: ParsedBatch, mode: str, model: str | None) -> Batch | None:
+    """The batch these jobs were stored as: the one made for this mode and model with `new_batch`, if
+    any, else the first one."""
+    for digest in (_variant_sha256(parsed, mode, model), parsed.content_sha256):
+        found = session.execute(select(Batch).where(Batch.content_sha256 == digest)).scalar_one_or_none()
+        if found is not None:
+            return found
+    return None
+
+
+def _variant_sha256(parsed: ParsedBatch, mode: str, model: str | None) -> str:
+    """The hash a `new_batch` copy of these jobs is stored under, so that the same file in the same mode
+    and model resumes that copy rather than the first batch."""
+    return hashlib.sha256(f"{parsed.content_sha256}|{mode}|{model or ''}".encode()).hexdigest()
+
+
+def _store(session: Session, parsed: ParsedBatch, *, name: str, mode: str, params: dict[str, Any],
+           new_batch: bool) -> SubmitResult:
+    content_sha256: str | None = parsed.content_sha256
+    if new_batch:
+        # content_sha256 is unique: a copy gets the variant hash, and a second copy none (it is
+        # found by id only).
+        variant = _variant_sha256(parsed, mode, params.get("model"))
+        taken = session.execute(select(Batch.id).where(Batch.content_sha256 == variant)).first()
+        content_sha256 = None if taken else variant
+    else:
+        same = _batch_of(session, parsed, mode, params.get("model"))
+        if same is not None:
+            return SubmitResult(batch_id=same.id, duplicate_batch=True)
 
     keys = [j.key for j in parsed.jobs if j.key is not None]
     stored: dict[str, Item] = {}
@@ -85,14 +141,24 @@ def _store(session: Session, parsed: ParsedBatch, *, name: str, mode: str, param
         for j in parsed.jobs
         if j.key in stored
     ]
-    new_jobs = [j for j in parsed.jobs if j.key not in stored]
+    if new_batch:
+        # A client key is stored once, on its first item; the copy's items go without, and the batch
+        # keeps them by line for its export.
+        new_jobs = list(parsed.jobs)
+        params = {**params, "keys_held_elsewhere": {str(e.line_no): e.key for e in existing}} if existing else params
+        existing = []
+    else:
+        new_jobs = [j for j in parsed.jobs if j.key not in stored]
     if not new_jobs:
         # Every job is already stored under its key: answer with the batch that holds the first.
         return SubmitResult(batch_id=existing[0].batch_id, existing=existing, duplicate_batch=True)
+    if existing:
+        params = {**params, "stored_earlier": [{"line": e.line_no, "key": e.key, "item_id": e.item_id}
+                                               for e in existing]}
 
     now = utcnow()
     batch = Batch(
-        name=name[:300], content_sha256=parsed.content_sha256, mode=mode, params=params,
+        name=name[:300], content_sha256=content_sha256, mode=mode, params=params,
         item_count=len(new_jobs), created_at=now,
     )
     session.add(batch)
@@ -104,7 +170,7 @@ def _store(session: Session, parsed: ParsedBatch, *, name: str, mode: str, param
             "kind": j.kind,
             "input": j.input,
             "params": j.params,
-            "client_key": j.key,
+            "client_key": None if j.key in stored else j.key,
             "status": ItemStatus.queued.value,
             "run_count": 0,
             "created_at": now,

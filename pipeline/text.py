@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 _CHAT_TOKENS = re.compile(r"<\|(?:im_start|im_end|endoftext|mask)\|>|<empty_output>")
 
@@ -37,3 +39,24 @@ def complete_sentences(text: str) -> str:
     ("... to support the growth of"); unchanged when no sentence ends in it."""
     ends = list(SENTENCE_END.finditer(text))
     return text[:ends[-1].end()] if ends else text
+
+
+def unfenced(text: str, *languages: str) -> str:
+    """The text without a code fence around all of it (```markdown ... ```), trimmed."""
+    text = text.strip()
+    names = "|".join(map(re.escape, languages))
+    fenced = re.fullmatch(rf"```(?:{names})?[ \t]*\n(.*?)\n?```", text, re.DOTALL | re.IGNORECASE)
+    return fenced.group(1).strip() if fenced else text
+
+
+def first_json_object(text: str) -> dict[str, Any] | None:
+    """The first JSON object in a model's reply (after any words or an opening fence), or None."""
+    decoder = json.JSONDecoder()
+    for m in re.finditer(r"\{", text):
+        try:
+            value, _ = decoder.raw_decode(text, m.start())
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if isinstance(value, dict):
+            return value
+    return None

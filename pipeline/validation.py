@@ -9,16 +9,19 @@ from typing import Any
 from pipeline.kinds import ContentKind
 from pipeline.settings import Settings
 from validators.base import Report, ValidationContext, Validator
-from validators.registry import ValidatorSettings, build_validators
+from validators.registry import ALL_VALIDATORS, ValidatorSettings, build_validators
 from validators.sandbox.runner import Limits
 
 log = logging.getLogger(__name__)
 
+# Besides the validators, the pipeline reports a failed plan, a generation with no output and a plain
+# reply it could not read.
+REPORT_NAMES = (*ALL_VALIDATORS, "plan", "generation", "plain_reply")
+
 
 def validator_settings(settings: Settings) -> ValidatorSettings:
-    disabled = frozenset(n.strip() for n in settings.validators_disabled.split(",") if n.strip())
     return ValidatorSettings(
-        disabled=disabled,
+        disabled=settings.disabled_validators,
         nli_model=settings.nli_model,
         contradiction_threshold=settings.contradiction_threshold,
         attribute_threshold=settings.attribute_threshold,

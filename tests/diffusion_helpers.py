@@ -6,11 +6,11 @@ import functools
 
 import torch
 
-from generators.diffusion.adapters import get_family
-from generators.diffusion.decoder import generate_diffusion
-from generators.diffusion.proposals import DecodeConfig
-from generators.diffusion.reference import generate_reference
-from generators.diffusion.strategies import Strategy
+from generators.decoding.families import get_family
+from generators.decoding.block_decoder import generate_diffusion
+from generators.decoding.proposals import DecodeConfig
+from generators.decoding.reference_block import generate_reference
+from generators.decoding.commit_rules import Strategy
 from generators.prompts import chat_ids
 from generators.tiny import tiny_model, tiny_tokenizer
 

@@ -18,6 +18,8 @@ HYBRIDGEN = [sys.executable, "-m", "hybridgen"]
 def cli_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HYBRIDGEN_")}
     env.update({f"HYBRIDGEN_{k.upper()}": str(v) for k, v in settings.items()})
+    if "data_dir" in settings:  # a data folder must exist: hybridgen refuses a mistyped one
+        Path(settings["data_dir"]).mkdir(parents=True, exist_ok=True)
     env["HF_HUB_OFFLINE"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from generators.diffusion.adapters import get_family
+from generators.decoding.families import get_family
 from generators.loading import load_model
 from generators.training.data import DataConfig, self_distill, write_jsonl
 from generators.training.prompts import ChatPrompt

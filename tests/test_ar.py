@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from generators.ar import ARConfig, generate_ar
+from generators.decoding.ar import ARConfig, generate_ar
 from generators.prompts import chat_ids, left_pad
 from generators.sampling import choose_tokens, row_generators, top_p_filter
 from generators.tiny import tiny_model, tiny_tokenizer

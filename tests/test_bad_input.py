@@ -102,6 +102,7 @@ def test_non_finite_numbers_in_a_json_array_are_named():
 def cli_env(request, tmp_path, monkeypatch):
     """An installation that already holds one batch, so "unchanged" means something. PostgreSQL
     too: it refuses values SQLite stores (NUL characters, NaN), and must never be asked to."""
+    (tmp_path / "data").mkdir()  # a data folder must exist: hybridgen refuses a mistyped one
     monkeypatch.setenv("HYBRIDGEN_DATA_DIR", str(tmp_path / "data"))
     if request.param == "postgresql":
         monkeypatch.setenv("HYBRIDGEN_DATABASE_URL", request.getfixturevalue("migrated_pg"))

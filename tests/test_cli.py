@@ -20,6 +20,7 @@ GOOD = [
 
 @pytest.fixture
 def env(tmp_path, model_cache_dir, monkeypatch):
+    (tmp_path / "data").mkdir()  # a data folder must exist: hybridgen refuses a mistyped one
     values = {
         "HYBRIDGEN_DATA_DIR": str(tmp_path / "data"),
         "HYBRIDGEN_CACHE_DIR": str(model_cache_dir),

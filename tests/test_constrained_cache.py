@@ -3,6 +3,7 @@ is bounded, and its keys outlive no object (no `id()` reuse)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -17,15 +18,16 @@ from pipeline.kinds import get_kind
 from pipeline.planner import plan_regex
 
 
-def test_distinct_code_jobs_share_three_plan_regexes():
-    kind = get_kind("code")
+@pytest.mark.parametrize("steps", [False, True])
+def test_distinct_code_jobs_share_three_plan_regexes(steps):
+    kind = dataclasses.replace(get_kind("code"), steps=steps)
     jobs = distinct_code_jobs(60)
     requests = [kind.plan_request(job) for job in jobs]
     assert len({plan_regex(r) for r in requests}) == 3
     # the job's own text is in the forced prefix, and prefix + continuation reads as a whole plan
     signatures = ["def solve_0(values, limit_0=3):", "def task_1(x):", "def numbers(x):"]
     for request, sig in zip(requests[:3], signatures):
-        plan = json.dumps({"signature": sig, "docstring": "Does the task.", "steps": ["do it"]})
+        plan = json.dumps({"signature": sig, **({"steps": ["do it"]} if steps else {})})
         assert plan.startswith(request.prompt.assistant_prefix), (plan, request.prompt.assistant_prefix)
         assert re.fullmatch(request.continuation_regex, plan[len(request.prompt.assistant_prefix):])
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from generators.diffusion.adapters import FAMILIES, get_family
-from generators.diffusion.decoder import generate_diffusion
-from generators.diffusion.proposals import DecodeConfig
-from generators.diffusion.strategies import Strategy, factor_select, fixed_k_select, threshold_select
+from generators.decoding.families import FAMILIES, get_family
+from generators.decoding.block_decoder import generate_diffusion
+from generators.decoding.proposals import DecodeConfig
+from generators.decoding.commit_rules import Strategy, factor_select, fixed_k_select, threshold_select
 from tests.diffusion_helpers import MASK, PROMPTS, TOK, decode, model
 
 
@@ -30,7 +30,7 @@ def test_hard_cap_even_when_not_a_multiple_of_the_block(cap):
 
 def test_per_row_caps():
     m = model("tiny-llama")
-    from generators.diffusion.decoder import generate_diffusion as gen
+    from generators.decoding.block_decoder import generate_diffusion as gen
 
     rows = gen(m, PROMPTS, family=get_family("tiny-shifted"), mask_token_id=MASK, eos_token_ids=[-1],
                pad_token_id=0, config=DecodeConfig(block_size=4), strategy=Strategy("threshold", threshold=0.05),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from generators.diffusion.cache import BlockKVCache, SubBlockCache
-from generators.diffusion.forward import ModelShape
-from generators.diffusion.model import ModuleBlockModel, PackedBlockModel
+from generators.decoding.block_cache import BlockKVCache, SubBlockCache
+from generators.decoding.layers import ModelShape
+from generators.decoding.model import ModuleBlockModel, PackedBlockModel
 from tests.diffusion_helpers import PROMPTS, model, with_random_lora
 from generators.prompts import left_pad
 

@@ -51,6 +51,7 @@ def table_counts(url: str) -> tuple[int, int, int]:
 
 
 def test_same_file_submitted_twice_stores_and_queues_once(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()  # a data folder must exist: hybridgen refuses a mistyped one
     monkeypatch.setenv("HYBRIDGEN_DATA_DIR", str(tmp_path / "data"))
     jobs = tmp_path / "jobs.jsonl"
     jobs.write_text("\n".join(json.dumps(j) for j in JOBS))

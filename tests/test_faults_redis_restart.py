@@ -56,5 +56,5 @@ def test_redis_restart_loses_nothing(tmp_path, pg_url, model_cache_dir):
         after = s.execute(select(func.count()).where(Item.finished_at > restarted_wall)).scalar_one()
     assert after >= 3
     log = worker.log()
-    assert "reaper: requeued 0 stale item(s), re-sent" in log
+    assert "reaper: requeued 0 stale items, re-sent" in log
     print(f"all items final {recovery_s:.1f} s after Redis came back; {after} finished after the restart")

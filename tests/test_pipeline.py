@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from pipeline.jobs import ItemJob
 from pipeline.orchestrator import _generate, run_chunk
-from generators.diffusion.strategies import Strategy
+from generators.decoding.commit_rules import Strategy
 from pipeline.runtime import RefineSettings, Runtime, parse_overrides, refine_settings
 from pipeline.settings import SettingsError
 from pipeline.spec import parse_jsonl
@@ -73,7 +73,8 @@ def test_validator_failure_falls_back_to_ar_then_flags(runtime):
         assert outcome.final_path == "ar_fallback" and outcome.output == outcome.attempts[1].output
     product_fallback = out[2].attempts[1]
     record = json.loads(product_fallback.output)  # guidance: valid JSON by construction
-    assert set(record) == {"title", "tagline", "facts", "description"} and len(record["facts"]) >= 2
+    assert set(record) == {"title", "tagline", "facts", "description", "attributes"} and len(record["facts"]) >= 2
+    assert record["attributes"] == JOBS[1]["input"]["attributes"]  # the user's attributes, as given
     json_report = next(r for r in product_fallback.reports if r["validator"] == "json_schema")
     assert json_report["passed"]
     code_fallback = out[3].attempts[1]
@@ -130,13 +131,13 @@ def test_refiner_overrides_per_kind(tiny_settings):
     s = tiny_settings.replace(refiner_overrides="code:threshold=0.95,block=8;article:sub=2,no_repeat=6",
                               refiner_block_size=4)
     s = s.replace(refiner_drafts=0)
-    assert refine_settings(s, "code") == RefineSettings(8, 8, 0.95, 0, 0, 9)
-    assert refine_settings(s, "article") == RefineSettings(4, 2, 0.9, 6, 0, 9)
-    assert refine_settings(s, "product") == RefineSettings(4, 4, 0.9, 0, 0, 9)
+    assert refine_settings(s, "code") == RefineSettings(8, 8, 0.95, 0, 0, None)
+    assert refine_settings(s, "article") == RefineSettings(4, 2, 0.9, 6, 0, None)
+    assert refine_settings(s, "product") == RefineSettings(4, 4, 0.9, 0, 0, None)
     assert refine_settings(s, "product").strategy() == Strategy("threshold", threshold=0.9)
     # draft-and-verify: the default, and per kind
-    assert refine_settings(tiny_settings, "product").strategy() == Strategy("verify", drafts=2, forward_budget=9)
-    assert refine_settings(tiny_settings, "product", cuda=True).forward_budget == 4096
+    assert refine_settings(tiny_settings, "product").strategy() == Strategy("verify", drafts=2, forward_budget=None)
+    assert refine_settings(tiny_settings, "product", cuda=True).forward_budget is None  # the cost table decides
     mixed = s.replace(refiner_overrides="code:drafts=3;article:no_repeat=6", refiner_forward_budget=40)
     assert refine_settings(mixed, "code").strategy() == Strategy("verify", drafts=3, forward_budget=40)
     assert refine_settings(mixed, "article").decode_config().no_repeat_ngram == 6

@@ -90,6 +90,7 @@ def test_lost_tasks_wait_for_the_visibility_timeout_while_the_queue_is_busy(setu
 
 
 def test_reap_command(tmp_path, monkeypatch, model_cache_dir):
+    (tmp_path / "data").mkdir()  # a data folder must exist: hybridgen refuses a mistyped one
     monkeypatch.setenv("HYBRIDGEN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HYBRIDGEN_STALE_AFTER_S", "60")
     runner = CliRunner()
@@ -109,7 +110,7 @@ def test_reap_command(tmp_path, monkeypatch, model_cache_dir):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["stale_requeued"] == ids[:2] and report["resent"] == ids[:2] and report["tasks_sent"] == 1
     plain = runner.invoke(runner_cli(), ["reap"])
-    assert plain.exit_code == 0 and "requeued 0 stale item(s), re-sent 0 item(s) in 0 task(s)" in plain.output
+    assert plain.exit_code == 0 and "requeued 0 stale items, re-sent 0 items in 0 tasks" in plain.output
     help_text = runner.invoke(runner_cli(), ["reap", "--help"]).output
     assert "--loop" in help_text and "--interval" in help_text
     dispose_engines()
@@ -124,13 +125,14 @@ def runner_cli():
 def test_submit_with_the_broker_down_stores_the_batch_and_the_reaper_queues_it(tmp_path, monkeypatch):
     from tests.fault_helpers import free_port
 
+    (tmp_path / "data").mkdir()  # a data folder must exist: hybridgen refuses a mistyped one
     monkeypatch.setenv("HYBRIDGEN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HYBRIDGEN_BROKER_URL", f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     jobs = tmp_path / "jobs.jsonl"
     jobs.write_text(JOBS)
     down = CliRunner().invoke(runner_cli(), ["submit", str(jobs)])
     assert down.exit_code == 1 and "Traceback" not in down.output
-    assert "batch 1 is stored (4 item(s)), but the broker refused its tasks" in down.output
+    assert "batch 1 is stored (4 items), but the broker refused its tasks" in down.output
     assert "Nothing is lost" in down.output
     url = f"sqlite:///{tmp_path / 'data' / 'hybridgen.sqlite'}"
     with session_factory(url)() as s:

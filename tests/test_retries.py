@@ -17,7 +17,7 @@ from pipeline.storage.queries import AttemptRecord
 from validators.base import Report
 
 CODE_INPUT = {"prompt": "Write a function add(a, b) that adds two numbers.", "tests": ["assert add(1, 2) == 3"]}
-PLAN = {"signature": "def add(a, b):", "docstring": "Add two numbers.", "steps": []}
+PLAN = {"signature": "def add(a, b):", "steps": []}
 
 
 @pytest.fixture
@@ -47,13 +47,19 @@ def test_retry_samples_setting_is_read_per_kind_and_rejects_malformed_values():
         Settings(retry_temperature=0)
 
 
-def test_versions_are_distinct_samples_and_repeatable(runtime):
+def test_versions_are_distinct_samples_and_repeatable(runtime, monkeypatch):
+    from pipeline.kinds.code import Code
+
+    spans = []  # what the model wrote (the tiny model's noise is no prose comment, so the outputs drop it)
+    assemble = Code.assemble
+    monkeypatch.setattr(Code, "assemble", lambda self, ji, plan, texts: spans.append(texts[0]) or
+                        assemble(self, ji, plan, texts))
     job = code_job()
     plans = {1: PlanResult(plan=PLAN)}
     first = draft_versions([job], plans, runtime, decoder="ar", temperature=1.0, versions=3, seed_salt=1)[1]
     again = draft_versions([job], plans, runtime, decoder="ar", temperature=1.0, versions=3, seed_salt=1)[1]
-    assert [d.output for d in first] == [d.output for d in again]  # same seeds, same samples
-    assert len({d.output for d in first}) > 1  # different seeds per version
+    assert [d.output for d in first] == [d.output for d in again] and spans[:3] == spans[3:]  # same seeds
+    assert len(set(spans[:3])) > 1  # different seeds per version
     assert all(d.output.startswith("def add(a, b):\n") for d in first)  # under the plan
     assert all(d.tokens > 0 and d.forwards > 0 for d in first)
 
@@ -65,7 +71,7 @@ def test_first_passing_version_is_kept_with_its_cost_and_a_retries_report(runtim
         calls.append(text)
         return [Report("sandbox_tests", len(calls) == 2, 1.0, "stand-in for the sandbox")]
 
-    monkeypatch.setattr("pipeline.retries.validate", second_version_passes)
+    monkeypatch.setattr("pipeline.paths.validate", second_version_passes)  # what every draft is checked by
     before = failed_attempt()
     after = retry_failed([code_job()], {1: before}, runtime)[1]
     assert after.passed and after.output == calls[1] != before.output

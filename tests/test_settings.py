@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.settings import Settings, SettingsError, documented_settings
+from pipeline.settings import Settings, SettingsError, check_paths, documented_settings
 from tests.conftest import REPO
 
 
@@ -54,3 +54,45 @@ def test_readme_documents_every_setting():
 def test_sandbox_and_kernel_settings_are_checked(env, message):
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Settings.from_env(env)
+
+
+def test_a_misspelt_name_gets_the_nearest_one_and_no_list():
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"HYBRIDGEN_DATABSE_URL": "x"})
+    assert str(info.value) == "unknown setting HYBRIDGEN_DATABSE_URL; did you mean HYBRIDGEN_DATABASE_URL?"
+    with pytest.raises(SettingsError, match="expected one of these settings: HYBRIDGEN_ALLOWED_HOSTS, "):
+        Settings.from_env({"HYBRIDGEN_ZZZ": "x"})  # nothing near: then the list helps
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"HYBRIDGEN_VALIDATORS_DISABLED": "contradiction, sandbox_test"}, "'sandbox_test', which is no validator; "
+                                                                       "did you mean sandbox_tests?"),
+    ({"HYBRIDGEN_DEVICE": "cuda:x"}, "HYBRIDGEN_DEVICE='cuda:x'; expected auto, cpu, cuda or cuda:N"),
+    ({"HYBRIDGEN_MAX_NEW_TOKENS": "0"}, "HYBRIDGEN_MAX_NEW_TOKENS=0 must be from 1 to 32768"),
+    ({"HYBRIDGEN_SERVE_PORT": "70000"}, "HYBRIDGEN_SERVE_PORT=70000 must be from 1 to 65535"),
+    ({"HYBRIDGEN_PROGRESS_INTERVAL_S": "-1"}, "HYBRIDGEN_PROGRESS_INTERVAL_S=-1.0 must be at least 0.0"),
+    ({"HYBRIDGEN_REFINER_OVERRIDES": "article:threshold=2"}, "article threshold=2 must be in (0, 1]"),
+])
+def test_values_are_checked_against_what_is_allowed(env, message):
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    assert message in str(info.value)
+
+
+def test_good_values_pass_and_disabled_validators_are_names():
+    s = Settings.from_env({"HYBRIDGEN_VALIDATORS_DISABLED": " contradiction,degeneration ", "HYBRIDGEN_DEVICE": "cuda:1",
+                           "HYBRIDGEN_DTYPE": "bf16", "HYBRIDGEN_REFINER_OVERRIDES": "code:drafts=3;article:sub=0"})
+    assert s.disabled_validators == {"contradiction", "degeneration"}
+
+
+def test_paths_are_checked(tmp_path):
+    check_paths(Settings())  # the default data folder need not exist yet
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(SettingsError, match="HYBRIDGEN_DATA_DIR=.* is a file; expected a folder"):
+        check_paths(Settings(data_dir=a_file))
+    with pytest.raises(SettingsError, match="HYBRIDGEN_CACHE_DIR=.* is a file; expected a folder"):
+        check_paths(Settings(data_dir=tmp_path, cache_dir=a_file))
+    with pytest.raises(SettingsError, match="does not exist; expected an existing folder"):
+        check_paths(Settings(data_dir=tmp_path / "nope"))
+    check_paths(Settings(data_dir=tmp_path / "nope"), create_data_dir=True)

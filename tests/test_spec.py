@@ -56,7 +56,7 @@ def test_content_hash_ignores_formatting_but_not_content():
         ({"kind": "product", "input": {"name": "M", "attributes": {"a": [1]}}}, "line 1: input.attributes.a:"),
         ({"kind": "code", "input": {"prompt": 5}}, "line 1: input.prompt: input should be a valid string, got 5"),
         ({"kind": "code", "input": {"prompt": "x", "tests": "assert 1"}}, "line 1: input.tests: input should be a valid list"),
-        ({**ARTICLE, "params": {"mode": "fast"}}, "line 1: params.mode: input should be 'hybrid' or 'ar', got 'fast'"),
+        ({**ARTICLE, "params": {"mode": "fast"}}, "line 1: params.mode: input should be 'hybrid', 'ar' or 'plain', got 'fast'"),
         ({**ARTICLE, "params": {"max_new_tokens": 0}}, "line 1: params.max_new_tokens: input should be greater than or equal to 1"),
         ({**ARTICLE, "key": ""}, "line 1: key: string should have at least 1 character"),
         ({**ARTICLE, "extra": 1}, "line 1: extra: unknown field"),
@@ -126,4 +126,4 @@ def test_array_input_numbers_elements_like_lines():
 def test_spec_error_message_says_nothing_was_stored():
     with pytest.raises(SpecError) as info:
         parse_jsonl("nope", source="jobs.jsonl")
-    assert str(info.value).startswith("jobs.jsonl: 1 problem(s), nothing was stored:")
+    assert str(info.value).startswith("jobs.jsonl: 1 problem, nothing was stored:")

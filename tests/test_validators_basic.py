@@ -29,7 +29,7 @@ def test_python_syntax_rejects_empty_and_nul_bytes():
 
 
 def test_json_schema_validator():
-    good = '{"title": "T", "tagline": "t", "facts": ["a", "b", "c"], "description": "d"}'
+    good = '{"title": "T", "tagline": "t", "facts": ["a", "b", "c"], "description": "d", "attributes": {"k": 1}}'
     v = JsonSyntax(RECORD_SCHEMA)
     assert v.check(good, CTX).passed
     broken = v.check('{"title": "T",\n "tagline": }', CTX)

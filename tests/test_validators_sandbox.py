@@ -122,7 +122,7 @@ def test_setup_code_and_no_tests():
     code = "def area(r):\n    return PI * r * r\n"
     assert SandboxTests(LIMITS).check(code, ctx(["assert area(1) == 3"], setup="PI = 3")).passed
     none = SandboxTests(LIMITS).check(code, ctx([]))
-    assert none.passed and none.message == "no tests given for this item"
+    assert none.passed and none.message == "no tests given for this item and no examples in its prompt"
 
 
 def test_code_that_does_not_load_is_reported():

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from generators.diffusion.adapters import get_family
-from generators.diffusion.forward import ModelShape
-from generators.diffusion.model import PackedBlockModel
-from generators.diffusion.proposals import DecodeConfig
-from generators.diffusion.reference import reference_greedy
-from generators.diffusion.proposals import banned_next_tokens
-from generators.diffusion.verify import generate_verified, span_mask
+from generators.decoding.families import get_family
+from generators.decoding.layers import ModelShape
+from generators.decoding.model import PackedBlockModel
+from generators.decoding.proposals import DecodeConfig
+from generators.decoding.reference_block import reference_greedy
+from generators.decoding.proposals import banned_next_tokens
+from generators.decoding.verify import generate_verified, span_mask
 from tests.diffusion_helpers import MASK, PROMPTS, model, with_random_lora
 
 
@@ -156,7 +156,7 @@ def test_the_adapter_drafts_and_the_base_model_decides(arch):
     import copy
 
     from generators.adapter_io import lora_factors_of
-    from generators.diffusion.model import ModuleBlockModel
+    from generators.decoding.model import ModuleBlockModel
 
     base, peft_model = with_random_lora(arch, seed=1)
     merged = copy.deepcopy(peft_model).merge_and_unload()

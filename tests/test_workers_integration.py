@@ -57,7 +57,7 @@ def _end_to_end(env, db_url, tmp_path) -> str:
     sub = run_cli(["submit", str(jobs)], env)
     assert sub.returncode == 0, sub.stderr.decode()
     batch_id = int(sub.stdout.decode().strip())
-    assert "4 new item(s)" in sub.stderr.decode() and "2 task(s) queued" in sub.stderr.decode()
+    assert "4 new items" in sub.stderr.decode() and "2 tasks queued" in sub.stderr.decode()
 
     worker = WorkerProcess(env, tmp_path / "worker.log", "--concurrency", "1")
     try:

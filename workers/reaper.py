@@ -53,8 +53,11 @@ class ReapReport:
         return asdict(self)
 
     def __str__(self) -> str:
-        return (f"requeued {len(self.stale_requeued)} stale item(s), re-sent {len(self.resent)} item(s) "
-                f"in {self.tasks_sent} task(s)")
+        def n(count: int, word: str) -> str:
+            return f"{count} {word}{'' if count == 1 else 's'}"
+
+        return (f"requeued {n(len(self.stale_requeued), 'stale item')}, re-sent {n(len(self.resent), 'item')} "
+                f"in {n(self.tasks_sent, 'task')}")
 
 
 def reap_once(settings: Settings, app: Celery) -> ReapReport:

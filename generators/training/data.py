@@ -26,7 +26,7 @@ from typing import Iterator
 
 import torch
 
-from generators.ar import ARConfig, generate_ar
+from generators.decoding.ar import ARConfig, generate_ar
 from generators.loading import LoadedModel
 from generators.prompts import chat_ids
 from generators.training.prompts import ChatPrompt, build_prompts

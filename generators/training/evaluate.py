@@ -14,12 +14,12 @@ import random
 import torch
 import torch.nn.functional as F
 
-from generators.diffusion.adapters import DiffusionFamily
-from generators.diffusion.decoder import generate_diffusion
-from generators.diffusion.model import ModuleBlockModel
-from generators.diffusion.proposals import DecodeConfig
-from generators.diffusion.strategies import Strategy
-from generators.diffusion.verify import generate_verified
+from generators.decoding.families import DiffusionFamily
+from generators.decoding.block_decoder import generate_diffusion
+from generators.decoding.model import ModuleBlockModel
+from generators.decoding.proposals import DecodeConfig
+from generators.decoding.commit_rules import Strategy
+from generators.decoding.verify import generate_verified
 from generators.training.batches import build_batch
 
 

@@ -22,13 +22,13 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from generators.adapter_io import save_adapter
-from generators.diffusion.adapters import get_family
+from generators.decoding.families import get_family
 from generators.loading import load_model
 from generators.training.data import DataConfig, prepare, read_jsonl
 from generators.training.evaluate import decode_eval
@@ -175,7 +175,7 @@ token shift, masked-token loss{"" if cfg.get('draft_only_lora') else f" + {cfg['
     " so the AR loss could not change it" if cfg.get('draft_only_lora') else ""}).
 
 hybridgen's default refiner decoder is draft-and-verify: this adapter drafts the next tokens, the base
-weights keep only those the AR model would write itself (`generators/diffusion/verify.py`).
+weights keep only those the AR model would write itself (`generators/decoding/verify.py`).
 The numbers below are the training run's own evaluation; `benchmarks/refiner.py` measures the adapter
 as the pipeline uses it (see `docs/benchmarks.md`).
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from generators.diffusion.adapters import DiffusionFamily
-from generators.diffusion.forward import causal_lm, lora_only_on
+from generators.decoding.families import DiffusionFamily
+from generators.decoding.layers import causal_lm, lora_only_on
 from generators.loading import LoadedModel
 from generators.training.batches import TrainBatch, build_batch
 from generators.training.data import iterate_forever, read_jsonl

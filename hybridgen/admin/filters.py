@@ -12,10 +12,7 @@ from sqlalchemy import Select, desc, select
 
 from pipeline.storage.models import AttemptPath, Batch, Item, ItemStatus
 from pipeline.storage.types import parse_id
-from validators.registry import ALL_VALIDATORS
-
-# Besides the validators, the pipeline reports a failed plan and a generation with no output.
-REPORT_NAMES = (*ALL_VALIDATORS, "plan", "generation")
+from pipeline.validation import REPORT_NAMES
 
 ALL = "__all"
 
@@ -86,6 +83,7 @@ def item_filters() -> list[_Filter]:
             (AttemptPath.hybrid.value, "hybrid (refiner)"),
             (AttemptPath.ar_fallback.value, "AR fallback"),
             (AttemptPath.ar.value, "AR (ar mode)"),
+            (AttemptPath.plain.value, "plain prompt (plain mode)"),
         ]),
         FailingValidatorFilter(),
         ChoiceFilter(Item.review_status, "Review", "review", [

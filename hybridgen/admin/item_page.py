@@ -17,6 +17,7 @@ PATH_TITLES = {
     AttemptPath.hybrid.value: "Hybrid output (plan + refiner)",
     AttemptPath.ar_fallback.value: "Fallback output (full AR)",
     AttemptPath.ar.value: "AR output (ar mode)",
+    AttemptPath.plain.value: "Plain prompt output (plain mode)",
 }
 
 

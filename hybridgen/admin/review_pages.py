@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 
 from hybridgen.admin.csrf import FORM_FIELD, csrf_token, token_is_valid
 from hybridgen.admin.services import AppServices
+from hybridgen.words import plural
 from pipeline.reviews import ReviewError, review_items
 from pipeline.storage.models import Item, ReviewDecision, User
 from pipeline.storage.types import MAX_ID, parse_id
@@ -98,7 +99,7 @@ class ReviewPages(BaseView):
                 else request.url_for("admin:details", identity="item", pk=pks[0])
             return RedirectResponse(back, status_code=303)
         queued = self.services.try_enqueue(outcome.requeued)
-        message = f"{decision}: {len(outcome.applied)} item(s)"
+        message = f"{decision}: {plural(len(outcome.applied), 'item')}"
         if outcome.skipped:
             message += "; skipped " + "; ".join(f"#{i}: {why}" for i, why in list(outcome.skipped.items())[:5])
         if outcome.requeued and not queued:

@@ -12,6 +12,7 @@ from sqlalchemy import desc, select
 from starlette.concurrency import run_in_threadpool
 
 from hybridgen.api.auth import ApiUser, require_token
+from hybridgen.words import plural
 from hybridgen.api.schemas import (
     BatchList,
     BatchSummary,
@@ -82,7 +83,7 @@ def body_format(content_type: str) -> str:
 )
 async def submit(
     request: Request,
-    mode: str | None = Query(None, description="hybrid or ar; default HYBRIDGEN_DEFAULT_MODE"),
+    mode: str | None = Query(None, description="hybrid, ar or plain; default HYBRIDGEN_DEFAULT_MODE"),
     name: Annotated[str, Query(max_length=300, description="A label for the batch"),
                     AfterValidator(storable_text)] = "api",
     user: ApiUser = Depends(require_token),
@@ -100,7 +101,7 @@ async def submit(
         parsed = parse_submission(body, source="body", fmt=body_format(request.headers.get("content-type", "")))
     except SpecError as e:
         return JSONResponse(status_code=400, content={
-            "detail": f"{len(e.problems)} problem(s) in the submitted jobs; nothing was stored",
+            "detail": f"{plural(len(e.problems), 'problem')} in the submitted jobs; nothing was stored",
             "problems": e.as_dicts()[:200],
         })
     # Storing and queueing block on the database and the broker: keep them off the event loop.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.spec import ParsedBatch, SpecError, parse_jsonl
+from pipeline.spec import ParsedBatch, SpecError, parse_submission
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
 
@@ -29,10 +29,11 @@ def expand_paths(paths: tuple[str, ...]) -> list[Path]:
 
 
 def read_batch(path: Path) -> ParsedBatch:
+    """A JSONL file, or a file holding one JSON array of jobs (as the HTTP API takes them)."""
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise click.ClickException(f"{path}: {size} bytes is larger than the {MAX_FILE_BYTES} byte limit")
     try:
-        return parse_jsonl(path.read_bytes(), source=str(path))
+        return parse_submission(path.read_bytes(), source=str(path), fmt="auto")
     except SpecError as e:
         raise click.ClickException(str(e)) from None

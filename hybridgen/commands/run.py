@@ -10,56 +10,64 @@ import json
 import time
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hybridgen.commands.inputs import expand_paths, read_batch
+from hybridgen.commands.storing import NEW_BATCH_HELP, store_files
 from hybridgen.context import CliContext
-from hybridgen.render import run_report
+from hybridgen.progress import ItemProgress
+from hybridgen.render import console, run_report
+from hybridgen.words import plural
 from pipeline.storage.queries import batch_summary
-from pipeline.submission import MODES, chunks, queued_item_ids, submit_batch
+from pipeline.submission import MODES, chunks, queued_item_ids
 
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--mode", type=click.Choice(MODES), default=None,
-              help="hybrid (AR plan + diffusion refiner + AR fallback) or ar (AR plan + AR text); "
-                   "default: HYBRIDGEN_DEFAULT_MODE (hybrid). Jobs may override it in their params.")
+              help="hybrid (AR plan + diffusion refiner + AR fallback), ar (AR plan + AR text) or plain (one "
+                   "plain prompt per item: the baseline); default: HYBRIDGEN_DEFAULT_MODE (hybrid). Jobs may "
+                   "override it in their params.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON instead of tables.")
-def run(files: tuple[str, ...], mode: str, as_json: bool) -> None:
-    """Submit each FILE (JSONL; a folder means its *.jsonl files) and generate it right here,
-    then print a summary. Export the results with `hybridgen export BATCH -o out.jsonl`."""
+@click.option("--new-batch", is_flag=True, help=NEW_BATCH_HELP)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or progress lines (the summary is still printed).")
+def run(files: tuple[str, ...], mode: str, as_json: bool, new_batch: bool, quiet: bool) -> None:
+    """Submit each FILE (JSONL or a JSON array of jobs; a folder means its *.jsonl files) and generate
+    it right here, then print a summary. Exits 1 when items ended in error. Export the results with
+    `hybridgen export BATCH -o out.jsonl`.
+
+    Progress: a bar in a terminal; otherwise a line every HYBRIDGEN_PROGRESS_INTERVAL_S seconds."""
     # Heavy imports (torch, transformers) only for the command that generates.
     from generators.loading import ModelNotInstalledError
     from pipeline.orchestrator import run_chunk
     from pipeline.runtime import Runtime
 
-    ctx = CliContext.from_env()
+    ctx = CliContext.from_env(generates=True)
     parsed = [(p, read_batch(p)) for p in expand_paths(files)]  # every file checked before any is stored
     sessions = ctx.sessions()
-    console = Console(stderr=True)
+    messages = console(stderr=True)
     batches = []
-    for path, batch in parsed:
-        result = submit_batch(sessions, batch, name=path.name, mode=mode or ctx.settings.default_mode)
+    say = lambda text: messages.print(text, markup=False)  # noqa: E731 - file names and keys are not markup
+    for path, result in store_files(sessions, parsed, ctx.settings, mode=mode, new_batch=new_batch, say=say):
         batches.append((result.batch_id, queued_item_ids(sessions, result.batch_id)))
-        if result.duplicate_batch:
-            console.print(f"{path}: already submitted as batch {result.batch_id}; resuming its unfinished items")
+        if result.duplicate_batch and not quiet:
+            say(f"{path}: already submitted as batch {result.batch_id}; resuming its unfinished items")
     runtime = Runtime(ctx.settings)
     total = sum(len(ids) for _, ids in batches)
     started = time.perf_counter()
     if total:
-        with console.status(f"loading model {ctx.settings.model} ..."):
+        with messages.status(f"loading model {ctx.settings.model} ..."):
             try:
                 runtime.planner
             except ModelNotInstalledError as e:
                 raise click.ClickException(str(e)) from None
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console) as progress:
+        with ItemProgress(messages, total, interval_s=ctx.settings.progress_interval_s, quiet=quiet,
+                          label=f"batch {batches[0][0]}") as progress:
             for batch_id, ids in batches:
-                task = progress.add_task(f"batch {batch_id}", total=len(ids))
+                progress.describe(f"batch {batch_id}")
                 for chunk in chunks(ids, ctx.settings.chunk_size):
-                    run_chunk(chunk, sessions=sessions, runtime=runtime)
-                    progress.advance(task, len(chunk))
+                    outcome = run_chunk(chunk, sessions=sessions, runtime=runtime,
+                                        on_item=lambda _item, _status: progress.advance())
+                    progress.advance(len(outcome.skipped) + len(outcome.lost))  # not generated here, but done with
     elapsed = time.perf_counter() - started
     summaries = []
     with sessions() as session:
@@ -68,4 +76,11 @@ def run(files: tuple[str, ...], mode: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summaries, indent=2))
     else:
-        run_report(summaries, elapsed, total, Console())
+        run_report(summaries, elapsed, total, console())
+    failed = [s for s in summaries if s["counts"]["error"]]
+    if failed:
+        # flagged items are a result (for review); an error is a failure of the run itself
+        errors = sum(s["counts"]["error"] for s in failed)
+        click.echo(f"{plural(errors, 'item')} ended in error: "
+                   + "; ".join(f"hybridgen items {s['batch_id']} --status error" for s in failed), err=True)
+        raise SystemExit(1)

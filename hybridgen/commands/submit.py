@@ -7,26 +7,30 @@ import json
 import click
 
 from hybridgen.commands.inputs import expand_paths, read_batch
+from hybridgen.commands.storing import NEW_BATCH_HELP, store_files
 from hybridgen.context import CliContext
-from pipeline.submission import MODES, queued_item_ids, submit_batch
+from hybridgen.words import plural
+from pipeline.submission import MODES, queued_item_ids
 from workers.enqueue import enqueue_items
 
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--mode", type=click.Choice(MODES), default=None,
-              help="hybrid (AR plan + diffusion refiner + AR fallback) or ar (AR plan + AR text); "
-                   "default: HYBRIDGEN_DEFAULT_MODE (hybrid). Jobs may override it in their params.")
+              help="hybrid (AR plan + diffusion refiner + AR fallback), ar (AR plan + AR text) or plain (one "
+                   "plain prompt per item: the baseline); default: HYBRIDGEN_DEFAULT_MODE (hybrid). Jobs may "
+                   "override it in their params.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def submit(files: tuple[str, ...], mode: str, as_json: bool) -> None:
-    """Store each FILE (JSONL, one job per line; a folder means its *.jsonl files) as a batch
-    and queue it. Prints the batch id. Every file is checked before anything is stored."""
+@click.option("--new-batch", is_flag=True, help=NEW_BATCH_HELP)
+def submit(files: tuple[str, ...], mode: str, as_json: bool, new_batch: bool) -> None:
+    """Store each FILE (JSONL, one job per line, or a JSON array of jobs; a folder means its *.jsonl
+    files) as a batch and queue it. Prints the batch id. Every file is checked before anything is stored."""
     ctx = CliContext.from_env()
     parsed = [(p, read_batch(p)) for p in expand_paths(files)]
     sessions = ctx.sessions()
     results = []
-    for path, batch in parsed:
-        result = submit_batch(sessions, batch, name=path.name, mode=mode or ctx.settings.default_mode)
+    say = (lambda text: None) if as_json else (lambda text: click.echo(text, err=True))
+    for path, result in store_files(sessions, parsed, ctx.settings, mode=mode, new_batch=new_batch, say=say):
         # A resubmitted batch may still have items that never reached a worker; queue those.
         to_queue = result.new_item_ids or queued_item_ids(sessions, result.batch_id, only_unenqueued=True)
         tasks = _enqueue(ctx, result.batch_id, to_queue) if to_queue else 0
@@ -34,8 +38,8 @@ def submit(files: tuple[str, ...], mode: str, as_json: bool) -> None:
         if not as_json:
             note = " (already submitted: nothing new stored)" if result.duplicate_batch else ""
             click.echo(
-                f"{path}: batch {result.batch_id}, {len(result.new_item_ids)} new item(s), "
-                f"{len(result.existing)} already stored by key, {tasks} task(s) queued{note}",
+                f"{path}: batch {result.batch_id}, {plural(len(result.new_item_ids), 'new item')}, "
+                f"{len(result.existing)} already stored by key, {plural(tasks, 'task')} queued{note}",
                 err=True,
             )
             click.echo(result.batch_id)
@@ -53,7 +57,7 @@ def _enqueue(ctx: CliContext, batch_id: int, item_ids: list[int]) -> int:
         # The batch is committed; only its tasks are missing. Items never sent are found by the
         # reaper, and resubmitting the same file queues exactly those.
         raise click.ClickException(
-            f"batch {batch_id} is stored ({len(item_ids)} item(s)), but the broker refused its tasks: "
+            f"batch {batch_id} is stored ({plural(len(item_ids), 'item')}), but the broker refused its tasks: "
             f"{str(e).rstrip('.')}. Nothing is lost: the workers' reaper sends them once the broker is back (after "
             "HYBRIDGEN_REENQUEUE_AFTER_S), or run `hybridgen reap` or submit the same file again."
         ) from None

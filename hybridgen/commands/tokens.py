@@ -44,9 +44,10 @@ def revoke(token_id: int) -> None:
 
 @tokens.command(name="list")
 def list_cmd() -> None:
-    """List tokens: id, user, name, prefix, created, last used, revoked."""
+    """List tokens: id, user, name, prefix, created, last used, status (tab-separated, with a header row)."""
     ctx = CliContext.from_env()
     with ctx.sessions()() as session:
+        click.echo("\t".join(("id", "user", "name", "prefix", "created", "last used", "status")))
         for t in list_tokens(session):
             click.echo("\t".join([
                 str(t.id), t.user.username, t.name, t.prefix + "…", f"{t.created_at:%Y-%m-%d}",

@@ -84,8 +84,9 @@ def enable(username: str) -> None:
 
 @users.command(name="list")
 def list_users() -> None:
-    """List users."""
+    """List users: id, username, active or disabled, created (tab-separated, with a header row)."""
     ctx = CliContext.from_env()
     with ctx.sessions()() as session:
+        click.echo("\t".join(("id", "username", "status", "created")))
         for u in session.execute(select(User).order_by(User.id)).scalars():
             click.echo(f"{u.id}\t{u.username}\t{'disabled' if u.disabled else 'active'}\t{u.created_at:%Y-%m-%d}")

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.kinds.base import Fallback, PlanRequest, Prompt, Span
-from pipeline.text import clean_paragraphs
+from pipeline.kinds.base import Fallback, PlainReply, PlanRequest, Prompt, Span
+from pipeline.text import clean_paragraphs, strip_chat_artifacts, unfenced
 
 TITLE = {"type": "string", "minLength": 3, "maxLength": 70}
 POINT = {"type": "string", "minLength": 3, "maxLength": 70}
@@ -69,11 +69,30 @@ class Article:
                 {"heading": h, "points": p} for h, p in zip(headings, raw["points"])]}
         return raw
 
+    def repair_plan(self, job_input: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+        """After re-planning failed, when the user gave the headings: their headings, each with the plan's
+        points where it had some (else the heading itself as its point), under the plan's title or the
+        topic. Without given headings there is nothing of the user's to rebuild sections from."""
+        headings = given_headings(job_input)
+        if not headings:
+            return plan
+        drafted = {_norm(s.get("heading", "")): s.get("points") or [] for s in plan.get("sections", [])
+                   if isinstance(s, dict)}
+        sections = [{"heading": h, "points": [p for p in drafted.get(_norm(h), []) if p.strip()] or [h]}
+                    for h in headings]
+        title = str(plan.get("title", "")).strip()
+        if not title or _norm(title) in {_norm(h) for h in headings}:
+            title = job_input["topic"][:1].upper() + job_input["topic"][1:]
+        return {"title": title, "sections": sections}
+
     def check_plan(self, job_input: dict[str, Any], plan: dict[str, Any]) -> list[str]:
         problems = []
         sections = plan.get("sections", [])
         if len(sections) != section_count(job_input):
             problems.append(f"{len(sections)} sections planned, {section_count(job_input)} asked for")
+        for s, heading in zip(sections, given_headings(job_input) or []):
+            if s.get("heading") != heading:
+                problems.append(f"heading {s.get('heading')!r} is not the given {heading!r}")
         seen: set[str] = set()
         for s in sections:
             key = _norm(s.get("heading", ""))
@@ -110,6 +129,26 @@ class Article:
 
     def fallback(self, job_input: dict[str, Any], plan: dict[str, Any]) -> Fallback:
         return Fallback("spans")  # the plan is kept; every section body is rewritten by AR
+
+    def plain_span(self, job_input: dict[str, Any], cap: int) -> Span:
+        """`plain` mode: the whole article in one reply, asked for as a user would. Its budget is the
+        planned path's for the same text (a title; each section's heading and body), each part capped by
+        HYBRIDGEN_MAX_NEW_TOKENS as the planned path's calls are."""
+        n, headings = section_count(job_input), given_headings(job_input)
+        if headings:
+            sections = f"these {n} sections, in this order, each under its own \"## \" heading: {'; '.join(headings)}."
+        else:
+            sections = f"{n} sections, each under its own \"## \" heading."
+        user = (f"Write an article about {job_input['topic']} for {job_input['audience']}, in Markdown. Start with a "
+                f"\"# \" title line, then {sections} Write one paragraph per section.")
+        return Span("reply", Prompt(user), min(40, cap) + n * min(self.span_tokens + 20, cap), stop=("<|im_start|>",))
+
+    def parse_plain(self, job_input: dict[str, Any], reply: str) -> PlainReply:
+        """The article is the reply's Markdown as written (a fence around the whole reply removed)."""
+        text = unfenced(strip_chat_artifacts(reply), "markdown", "md")
+        if not text:
+            return PlainReply(reply, False, "the reply is empty")
+        return PlainReply(text + "\n", True, "the reply's Markdown, as written")
 
 
 ARTICLE = Article()

@@ -8,6 +8,9 @@ A kind turns a job's input into
     assemble(input, plan, texts) -> str   the deliverable (Markdown, JSON, Python)
     fallback(input, plan) -> Fallback     how full AR regenerates a failed item (a guidance program
                                           for structured kinds, or AR spans)
+and, for `plain` mode (no plan: the baseline),
+    plain_span(input, cap) -> Span        one chat prompt asking for the whole deliverable
+    parse_plain(input, reply) -> PlainReply   the deliverable read from the model's reply
 """
 
 from __future__ import annotations
@@ -59,6 +62,15 @@ class Fallback:
     """guidance: ('text', str) literal pieces and ('gen', {name, regex, max_tokens, stop}) pieces."""
 
 
+@dataclass(frozen=True)
+class PlainReply:
+    """A `plain` mode reply read as the deliverable: the output, and how it was read or why it could not be."""
+
+    output: str
+    readable: bool
+    note: str
+
+
 class ContentKind(Protocol):
     name: str
     schema: dict[str, Any] | None
@@ -73,3 +85,7 @@ class ContentKind(Protocol):
     def assemble(self, job_input: dict[str, Any], plan: dict[str, Any], texts: list[str]) -> str: ...
 
     def fallback(self, job_input: dict[str, Any], plan: dict[str, Any]) -> Fallback: ...
+
+    def plain_span(self, job_input: dict[str, Any], cap: int) -> Span: ...
+
+    def parse_plain(self, job_input: dict[str, Any], reply: str) -> PlainReply: ...

@@ -1,4 +1,12 @@
-"""`code`: signature, docstring and step comments -> body lines -> a Python function."""
+"""`code`: the user's code (or task text as its docstring), the signature and step comments -> body
+lines -> a Python function.
+
+    prompt is code:  user's imports, helpers, signature, docstring (verbatim) + steps + body
+    prompt is text:  planned signature + the text as docstring (verbatim)    + steps + body
+
+The plan adds the signature when the user gave none, and step comments; it never replaces what the
+user wrote (pipeline/kinds/code_prompt.py reads it).
+"""
 
 from __future__ import annotations
 
@@ -9,30 +17,35 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from pipeline.kinds.base import Fallback, PlanRequest, Prompt, Span
+from pipeline.kinds.base import Fallback, PlainReply, PlanRequest, Prompt, Span
+from pipeline.kinds.code_prompt import (SIGNATURE_LINE, body_indent, docstring_block, expected_name, given_signature,
+                                        signature_from_tests, user_code)
 from pipeline.text import strip_chat_artifacts
 
-FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
-SIGNATURE_LINE = re.compile(r"^\s*(def\s+[A-Za-z_]\w*\s*\(.*\)\s*(?:->\s*[^:]+)?:)\s*$", re.MULTILINE)
-TEST_CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+FENCE = re.compile(r"```(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 ARGS = r"\([A-Za-z0-9_, =:\[\]\.\*]{0,80}\)"
 NAME = r"[a-z_][a-z0-9_]*"
 """A function name the model picks. Unbounded on purpose: `{2,30}` before ARGS makes outlines-core's
 index explode (no result after 455 s); the token budget bounds it, and check_plan checks the name."""
-PLAN_REST = {"docstring": {"type": "string", "minLength": 5, "maxLength": 90},
-             "steps": {"type": "array", "minItems": 1, "maxItems": 3,
+SIGNATURE = {"type": "string", "pattern": f"^def [A-Za-z_][A-Za-z0-9_]*{ARGS}:$"}
+PLAN_REST = {"steps": {"type": "array", "minItems": 1, "maxItems": 3,
                        "items": {"type": "string", "minLength": 3, "maxLength": 60}}}
-PLAN_SCHEMA = {"type": "object", "properties": {
-    "signature": {"type": "string", "pattern": f"^def [A-Za-z_][A-Za-z0-9_]*{ARGS}:$"}, **PLAN_REST},
-    "required": ["signature", "docstring", "steps"], "additionalProperties": False}
-"""A code plan. The signature is forced from the job where it is known (plan_request)."""
+"""The plan's members after the signature when it has steps (Code.steps)."""
+
+
+def plan_schema(steps: bool) -> dict[str, Any]:
+    """A code plan: the signature (forced from the job where it is known: plan_request), and the steps
+    if the kind uses them. There is no docstring in it: the user's own text is the docstring (the
+    model's one-line summaries dropped the user's examples and were cut at their length limit)."""
+    properties = {"signature": SIGNATURE, **(PLAN_REST if steps else {})}
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
 @cache
 def after_signature() -> str:
-    """The regex of the plan's JSON after its signature member: `[ ]?"docstring": ..., "steps": [...]}`
-    (the rest object's own regex without its opening brace). Built on first use: the schema compiler
-    imports torch, which `hybridgen submit` must not pay for."""
+    """The regex of a plan with steps after its signature member: `[ ]?"steps": [...]}` (the rest
+    object's own regex without its opening brace). Built on first use: the schema compiler imports
+    torch, which `hybridgen submit` must not pay for."""
     from generators.constrained import schema_regex
 
     rest = schema_regex({"type": "object", "properties": PLAN_REST, "required": list(PLAN_REST),
@@ -53,23 +66,6 @@ def extract_code(text: str) -> str:
     return (m.group(1) if m else text).strip("\n") + "\n"
 
 
-def expected_name(job_input: dict[str, Any]) -> str | None:
-    sig = SIGNATURE_LINE.search(job_input["prompt"])
-    if sig:
-        return re.match(r"\s*def\s+(\w+)", sig.group(1)).group(1)
-    for test in job_input.get("tests") or []:
-        m = re.search(r"assert\s+(?:not\s+)?\(?\s*(?:set\()?([A-Za-z_]\w*)\s*\(", test)
-        if m and m.group(1) not in {"set", "sorted", "list", "tuple", "abs", "round", "len", "math", "str", "int",
-                                    "float", "isclose", "all", "any", "sum", "dict"}:
-            return m.group(1)
-    return None
-
-
-def given_signature(job_input: dict[str, Any]) -> str | None:
-    m = SIGNATURE_LINE.search(job_input["prompt"])
-    return m.group(1).strip() if m else None
-
-
 def with_imports(code: str) -> str:
     """The code with imports for the standard modules and typing names it uses but does not import
     (annotations such as "Callable[[int], int]" in a signature fail with NameError when it runs)."""
@@ -85,13 +81,12 @@ def with_imports(code: str) -> str:
 TYPING_NAMES = ("Any", "Callable", "Dict", "Iterable", "Iterator", "List", "Optional", "Sequence", "Set", "Tuple",
                 "Union")
 
-BODY_START = "    # "  # where the body span starts (see Code.spans)
 
-
-def function_body(text: str) -> str:
-    """The body's lines up to the first line back at column 0 (the function has ended there)."""
+def function_body(text: str, indent: str = "    ") -> str:
+    """The body's lines up to the first line indented less than the body (the function has ended there)."""
     lines = text.rstrip().splitlines()
-    end = next((i for i, line in enumerate(lines) if line.strip() and not line[:1].isspace()), len(lines))
+    end = next((i for i, line in enumerate(lines) if line.strip() and len(line) - len(line.lstrip()) < len(indent)),
+               len(lines))
     return "\n".join(lines[:end]).rstrip()
 
 
@@ -101,33 +96,40 @@ def _is_code_line(text: str) -> bool:
             or bool(re.fullmatch(r"\s*[A-Za-z_]\w*\s*\(.*\)\s*(->.*)?:?\s*", text)))
 
 
+CODE_MARKS = re.compile(r"->|==|!=|<=|>=|\w\(|[\[\]{}|`;=]|\b(?:int|str|bool|float|None|True|False)\)|:\s*$")
+NUMBERING_RUN = re.compile(r"\d+\s*[.)]\s*\d+\s*[.)]")
+LEADING_NUMBER = re.compile(r"^\s*(?:step\s*)?\d+\s*[.):]\s*", re.IGNORECASE)
+
+
 def _is_prose(text: str) -> bool:
-    """Starts like a sentence (a letter or digit, perhaps after a quote), has a word of 3+ letters, and
-    is at least half letters: the default model sometimes filled the docstring with JSON debris
-    ("] }} ...", or "] }}. The actual function is ..." that the letter count alone let through).
-    Loose enough for "Add.", "Compute n!" and MBPP's "sum of series 1³+2³+…+n³"."""
+    """Starts like a sentence (a letter or digit, perhaps after a quote), has two words one of them of 3+
+    letters, and is at least half letters: the default model sometimes filled the plan with JSON debris
+    ("] }} ...") and signature fragments ("int) -> bool | (int, int) -> bool")."""
     letters = sum(c.isalpha() or c.isspace() for c in text)
-    return (bool(re.match(r"\s*[\"'`(]?[^\W_]", text)) and bool(re.search(r"[^\W\d_]{3}", text))
-            and letters >= 0.5 * len(text.strip()))
+    return (bool(re.match(r"\s*[\"'(]?[^\W_]", text)) and bool(re.search(r"[^\W\d_]{3}", text))
+            and len(text.split()) >= 2 and letters >= 0.5 * len(text.strip()))
 
 
-def description_problem(what: str, text: str) -> str | None:
-    """Why a docstring or step is not a description of the function, or None."""
-    if _is_code_line(text):
-        return f"{what} {text!r} is code, not a description"
-    if not _is_prose(text):
-        return f"{what} {text!r} is not a sentence"
+def step_problem(step: str) -> str | None:
+    """Why a plan step is not a sentence describing the code (it is code, a numbering run, debris), or None."""
+    if NUMBERING_RUN.search(step):
+        return f"step {step!r} is a numbering run, not a description"
+    if _is_code_line(step) or CODE_MARKS.search(step):
+        return f"step {step!r} is code, not a description"
+    if not _is_prose(step):
+        return f"step {step!r} is not a sentence"
     return None
 
 
-def step_problems(steps: list[str]) -> list[tuple[str, str | None]]:
-    """Each plan step with what is wrong with it (code or debris instead of a description, a repeat), or None."""
-    seen: set[str] = set()
-    out = []
+def usable_steps(steps: list[str]) -> list[str]:
+    """The plan's steps that are prose, without their own numbering ("1. Sort" -> "Sort"), each once.
+    Any other step text is never used: as comments above the body, copies of the signature or the
+    tests led the default model to write no body at all."""
+    out: list[str] = []
     for step in steps:
-        key = step.strip().lower()
-        out.append((step, description_problem("step", step) or (f"duplicate step {step!r}" if key in seen else None)))
-        seen.add(key)
+        text = LEADING_NUMBER.sub("", step).strip()
+        if not step_problem(text) and text.lower() not in {s.lower() for s in out}:
+            out.append(text)
     return out
 
 
@@ -142,36 +144,53 @@ def signature_problems(signature: str, name: str | None) -> list[str]:
     return problems
 
 
-def signature_from_tests(job_input: dict[str, Any]) -> str | None:
-    """`def name(arg1, arg2):` with as many parameters as the first test's call passes, or None when no
-    test calls the expected function (the model wrote e.g. "def f(fn: Callable[[List[Any]], Any]]):"
-    twice, and a plan that never parses left the item without a body)."""
-    name = expected_name(job_input)
-    for test in job_input.get("tests") or []:
-        try:
-            tree = ast.parse(test)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
-                args = [f"arg{i + 1}" for i in range(len(node.args))] + [kw.arg for kw in node.keywords if kw.arg]
-                return f"def {name}({', '.join(args)}):"
-    return None
+def user_context(code: str, job_input: dict[str, Any]) -> str:
+    """`code` (a model's whole function) placed in the user's file: the imports and finished helper
+    functions of the user's own code that it lacks go above it, as they would where the user pastes it."""
+    prompt = user_code(job_input)
+    if prompt is None:
+        return code
+    try:
+        theirs = ast.parse(f"{prompt}\n{body_indent(job_input)}pass\n")
+        ours = ast.parse(code)
+    except SyntaxError:
+        return code
+    defined = {n.name for n in ours.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    imported = {ast.unparse(n) for n in ours.body if isinstance(n, (ast.Import, ast.ImportFrom))}
+    lines, target = prompt.splitlines(), expected_name(job_input)
+    kept = []
+    for node in theirs.body:
+        missing_import = isinstance(node, (ast.Import, ast.ImportFrom)) and ast.unparse(node) not in imported
+        missing_helper = (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                          and node.name not in defined and node.name != target)
+        if missing_import or missing_helper:
+            first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+            kept.append("\n".join(lines[first - 1:node.end_lineno]))
+    return "\n\n".join(kept) + "\n\n\n" + code if kept else code
 
 
-def task_summary(job_input: dict[str, Any], limit: int = 90) -> str:
-    """One line saying what the function does: the task's own docstring when the prompt is a stub, else
-    the prompt's first sentence."""
-    prompt = job_input["prompt"]
-    doc = re.search(r'"""\s*(.+?)\s*(?:"""|$)', prompt, re.DOTALL)
-    text = doc.group(1) if doc else SIGNATURE_LINE.sub("", prompt)
-    text = " ".join(text.split())
-    text = re.sub(r"^[^\w\"'`(]+", "", text)  # markdown left before the words ("## write a function ...")
-    # "Write a function f(x) that returns ..." -> "Returns ...": a docstring describes, it does not ask
-    text = re.sub(r"^(?:write|create) an? (?:python )?function(?: [A-Za-z_]\w*(?:\([^)]*\))?)? (?:that|which|to) (\w)",
-                  lambda m: m.group(1).upper(), text, flags=re.IGNORECASE)
-    first = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
-    return (first[:limit - 3].rstrip() + "...") if len(first) > limit else first
+CODE_START = re.compile(r"^(?:def |class |import |from |@)", re.M)
+
+
+def unfenced_code(reply: str) -> str | None:
+    """The code of a reply without an opening fence: from its first line that starts a definition or an
+    import, up to a closing fence if one follows; None when that is not Python."""
+    start = CODE_START.search(reply)
+    if start is None:
+        return None
+    code = reply[start.start():].split("```", 1)[0]
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return None
+    return code
+
+
+def _defines(code: str, name: str | None) -> bool:
+    return name is None or bool(re.search(rf"^\s*def\s+{name}\s*\(", code, re.M))
+
+
+PLAIN_REPLY = "Reply with the whole function in one ```python block."
 
 
 @dataclass(frozen=True)
@@ -179,6 +198,16 @@ class Code:
     name: str = "code"
     schema: dict | None = None
     span_tokens: int = 180
+    steps: bool = False
+    """Plan step comments above the body. Off: with the default model not one plan of 40 MBPP tasks had
+    a step that was prose, so steps cost plan tokens and never reached the output (docs/benchmarks.md,
+    "Code plan steps"; benchmarks/code_steps.py measures it again, e.g. for another model)."""
+
+    def known_plan(self, job_input: dict[str, Any]) -> dict[str, Any] | None:
+        """The plan when the job already holds all of it (the user's signature, and no steps to write):
+        the planner then has nothing to decode."""
+        sig = given_signature(job_input)
+        return {"signature": sig} if sig and not self.steps else None
 
     def plan_request(self, job_input: dict[str, Any]) -> PlanRequest:
         # What is known of the signature is written into the reply as a forced prefix, and the model
@@ -188,70 +217,118 @@ class Code:
         name = expected_name(job_input)
         # Each prefix ends where SmolLM2's tokenizer ends a token (never on a lone space: the space
         # belongs to the next word's token, as in the text the model was trained on).
-        if sig:
-            prefix, continuation = '{"signature": ' + json.dumps(sig, ensure_ascii=False) + ",", after_signature()
+        rest = ("," + after_signature()) if self.steps else r"\}"
+        if sig:  # (known_plan holds the whole plan when there are no steps)
+            prefix = '{"signature": ' + json.dumps(sig, ensure_ascii=False) + ("," if self.steps else "")
+            continuation = after_signature() if self.steps else r"\}"
         elif name:
-            prefix, continuation = '{"signature": "def ' + name, ARGS + ':",' + after_signature()
+            prefix, continuation = '{"signature": "def ' + name, ARGS + ':"' + rest
         else:
-            prefix, continuation = '{"signature": "def', " " + NAME + ARGS + ':",' + after_signature()
+            prefix, continuation = '{"signature": "def', " " + NAME + ARGS + ':"' + rest
+        ask = ("the signature line (def ...:) and one to three steps, each a short sentence in words (no code) "
+               "saying what the function does" if self.steps else "the signature line (def ...:)")
         user = (f"Plan a Python function for this task: {job_input['prompt']}\n"
                 + (f"Tests: {' ; '.join(job_input['tests'][:2])}\n" if job_input.get("tests") else "")
-                + "Reply with JSON: the signature line (def ...:), a one-line docstring, and one to three short steps.")
-        return PlanRequest(Prompt(user, assistant_prefix=prefix), PLAN_SCHEMA, 140, continuation_regex=continuation)
+                + f"Reply with JSON: {ask}.")
+        return PlanRequest(Prompt(user, assistant_prefix=prefix), plan_schema(self.steps), 110 if self.steps else 40,
+                           continuation_regex=continuation)
 
     def normalise_plan(self, job_input: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
-        return raw
+        return {**raw, "steps": usable_steps(raw["steps"])} if "steps" in raw else raw
 
     def check_plan(self, job_input: dict[str, Any], plan: dict[str, Any]) -> list[str]:
-        problems = signature_problems(plan.get("signature", ""), expected_name(job_input))
-        # The default model often fills the docstring and steps with copies of the signature or the
-        # tests; as comments above the body they led it to write no body at all.
-        doc_problem = description_problem("docstring", plan.get("docstring", ""))
-        return (problems + ([doc_problem] if doc_problem else [])
-                + [problem for _, problem in step_problems(plan.get("steps", [])) if problem])
+        # Steps are not checked: the ones that are not prose are dropped (usable_steps), and none is fine.
+        return signature_problems(plan.get("signature", ""), expected_name(job_input))
 
     def repair_plan(self, job_input: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
-        """After re-planning failed: keep the signature if it is right (else take it from the tests),
-        take the docstring from the task, keep only the steps that describe (none is fine: the body is
-        written from the docstring)."""
-        steps = [step for step, problem in step_problems(plan.get("steps", [])) if not problem]
-        signature = plan.get("signature", "")
+        """After re-planning failed: the user's signature, else the plan's if it is right, else one
+        from the tests; only the steps that describe (none is fine: the body is written from the task)."""
+        signature = given_signature(job_input) or plan.get("signature", "")
         if signature_problems(signature, expected_name(job_input)):
             signature = signature_from_tests(job_input) or signature
-        return {"signature": signature, "docstring": task_summary(job_input), "steps": steps}
+        return {"signature": signature, **({"steps": usable_steps(plan.get("steps") or [])} if self.steps else {})}
 
-    def _prefix(self, plan: dict[str, Any]) -> str:
-        doc = plan["docstring"].replace('"""', "'").strip()
-        steps = "".join(f"    # {i + 1}. {s.strip()}\n" for i, s in enumerate(plan["steps"]))
-        return f"{plan['signature']}\n    \"\"\"{doc}\"\"\"\n{steps}"
+    def _prefix(self, job_input: dict[str, Any], plan: dict[str, Any]) -> str:
+        """Everything above the body: the user's code, or the planned signature with the task text as its
+        docstring; then the step comments."""
+        indent = body_indent(job_input)
+        steps = usable_steps(plan.get("steps") or []) if self.steps else []
+        comments = "".join(f"{indent}# {i + 1}. {s}\n" for i, s in enumerate(steps))
+        code = user_code(job_input)
+        if code is not None:
+            return f"{code}\n{comments}"
+        return f"{plan['signature']}\n{docstring_block(job_input['prompt'], indent)}{comments}"
 
-    def _task(self, job_input: dict[str, Any]) -> str:
+    def _task(self, job_input: dict[str, Any],
+              ask: str = "Write a Python function for this task. Reply with only the code.") -> str:
         tests = job_input.get("tests") or []
-        return (f"Write a Python function for this task. Reply with only the code.\n{job_input['prompt']}"
+        return (f"{ask}\n{job_input['prompt']}"
                 + (f"\nIt must pass these tests:\n" + "\n".join(tests[:2]) if tests else ""))
 
     def spans(self, job_input: dict[str, Any], plan: dict[str, Any]) -> list[Span]:
         # The prefix ends inside the body, at an indented comment: after a bare newline (or bare
         # indentation) the default model left the function empty and wrote the tests' asserts at
         # column 0; from "    # " it writes a step and then the code under it.
-        prefix = "```python\n" + self._prefix(plan) + BODY_START
+        prefix = "```python\n" + self._prefix(job_input, plan) + body_indent(job_input) + "# "
         return [Span(name="body", prompt=Prompt(self._task(job_input), assistant_prefix=prefix),
                      max_new_tokens=self.span_tokens,
                      stop=("```", "\ndef ", "\nassert ", "\nprint(", "\nif __name__", "\n# Test", "\n#Test", "<|im_start|>"))]
 
     def assemble(self, job_input: dict[str, Any], plan: dict[str, Any], texts: list[str]) -> str:
-        return with_imports(self._prefix(plan) + function_body(BODY_START + strip_chat_artifacts(texts[0])) + "\n")
+        indent = body_indent(job_input)
+        lead, _, rest = strip_chat_artifacts(texts[0]).partition("\n")
+        # The body starts inside a comment (spans), which the default model often fills with a numbering
+        # run ("1. 1. 2. 3. 4. ..." to the token limit): like a plan step, it is kept only if it is prose.
+        first = "" if step_problem(LEADING_NUMBER.sub("", lead).strip()) else f"{indent}# {lead.strip()}\n"
+        return with_imports(self._prefix(job_input, plan) + function_body(first + rest, indent) + "\n")
 
     def fallback(self, job_input: dict[str, Any], plan: dict[str, Any]) -> Fallback:
-        sig = given_signature(job_input)
-        name = expected_name(job_input) or r"[a-z_][a-z0-9_]{2,30}"
-        header = re.escape(sig) if sig else f"def {name}{ARGS}:"
-        regex = header + r"\n(    [ -~]{0,100}\n){1,25}"  # printable ASCII lines (see product.SAFE_TEXT)
-        return Fallback("guidance", Prompt(self._task(job_input)),
-                        [("text", "```python\n"), ("gen", {"name": "code", "regex": regex, "max_tokens": 240})])
+        indent = body_indent(job_input)
+        # the body: printable ASCII lines (see product.SAFE_TEXT) at the body's indentation
+        body = ("gen", {"name": "body", "regex": rf"({indent}[ -~]{{0,100}}\n){{1,25}}", "max_tokens": 240})
+        code = user_code(job_input)
+        if code is not None:
+            template = [("text", f"```python\n{code}\n"), body]
+        else:
+            sig = given_signature(job_input)
+            name = expected_name(job_input) or r"[a-z_][a-z0-9_]{2,30}"
+            header = ("text", sig) if sig else ("gen", {"name": "signature", "regex": f"def {name}{ARGS}:",
+                                                        "max_tokens": 40})
+            docstring = ("text", "\n" + docstring_block(job_input["prompt"], indent))
+            template = [("text", "```python\n"), header, docstring, body]
+        return Fallback("guidance", Prompt(self._task(job_input)), template)
 
     def finish_fallback(self, values: dict[str, str], job_input: dict[str, Any]) -> str:
-        return with_imports(values["code"].rstrip() + "\n")
+        code = user_code(job_input)
+        if code is None:
+            signature = given_signature(job_input) or values["signature"]
+            code = signature + "\n" + docstring_block(job_input["prompt"], body_indent(job_input)).rstrip("\n")
+        return with_imports(code + "\n" + values["body"].rstrip() + "\n")
+
+    def plain_span(self, job_input: dict[str, Any], cap: int) -> Span:
+        """`plain` mode: the task as a user would ask for it, the whole function in one reply. Its budget
+        is the body's plus the user's code restated (about 3 characters a token), and HYBRIDGEN_MAX_NEW_TOKENS
+        caps the two parts each, as it caps the planned path's calls."""
+        code = user_code(job_input)
+        ask = "Complete this Python function." if code else "Write a Python function for this task."
+        restated = len(code or "") // 3 + 40
+        return Span(name="reply", prompt=Prompt(self._task(job_input, f"{ask} {PLAIN_REPLY}")),
+                    max_new_tokens=min(self.span_tokens, cap) + min(restated, cap), stop=("\n```\n", "<|im_start|>"))
+
+    def parse_plain(self, job_input: dict[str, Any], reply: str) -> PlainReply:
+        """The function from a plain reply: the ```python block that defines the function asked for (else
+        the reply's unfenced code that does, else the first block), placed in the user's file (user_context)."""
+        reply = strip_chat_artifacts(reply)
+        found = [(b, "the reply's ```python block") for b in FENCE.findall(reply) if b.strip()]
+        found += [(c, "the reply's code (it has no ```python block)") for c in [unfenced_code(reply)] if c]
+        if not found:
+            return PlainReply(reply, False, "no ```python block in the reply, and no Python code in it")
+        name = expected_name(job_input)
+        chosen, how = next(((c, how) for c, how in found if _defines(c, name)), found[0])
+        code = with_imports(user_context(chosen.strip("\n") + "\n", job_input))
+        if not _defines(code, name):
+            return PlainReply(code, False, f"the code in {how} does not define {name}()")
+        return PlainReply(code, True, f"the function from {how}")
 
 
 CODE = Code()

@@ -1,4 +1,8 @@
-"""`product`: JSON record (title, tagline, 3-5 facts drawn from the attributes) -> description -> JSON."""
+"""`product`: JSON record (title, tagline, 3-5 facts drawn from the attributes) -> description -> JSON.
+
+The record also carries the user's attributes as they were given (`attributes`), in every mode: the
+facts are at most five, and no attribute may be lost on the way to the output.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.kinds.base import Fallback, PlanRequest, Prompt, Span
-from pipeline.text import clean_paragraphs
+from pipeline.kinds.base import Fallback, PlainReply, PlanRequest, Prompt, Span
+from pipeline.text import clean_paragraphs, first_json_object, strip_chat_artifacts
 from validators.text import content_words, words
 
 RECORD_SCHEMA: dict[str, Any] = {
@@ -17,8 +21,9 @@ RECORD_SCHEMA: dict[str, Any] = {
         "tagline": {"type": "string", "minLength": 1, "maxLength": 300},
         "facts": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 3, "maxItems": 5},
         "description": {"type": "string", "minLength": 1},
+        "attributes": {"type": "object", "minProperties": 1},
     },
-    "required": ["title", "tagline", "facts", "description"],
+    "required": ["title", "tagline", "facts", "description", "attributes"],
     "additionalProperties": False,
 }
 # Strings in guidance's fallback record: printable ASCII without quotes or backslashes, so the JSON is
@@ -56,6 +61,11 @@ def padded_facts(facts: list[str], job_input: dict[str, Any]) -> list[str]:
     """A record holds at least 3 facts; a product with fewer attributes repeats its name to fill them
     (on both paths: the plan asks for one fact per attribute, and the fallback states them)."""
     return facts + [job_input["name"]] * max(0, RECORD_SCHEMA["properties"]["facts"]["minItems"] - len(facts))
+
+
+def record_json(record: dict[str, Any], job_input: dict[str, Any]) -> str:
+    """The deliverable: the written record with the user's attributes, as given, after it."""
+    return json.dumps({**record, "attributes": job_input["attributes"]}, ensure_ascii=False, indent=2)
 
 
 @dataclass(frozen=True)
@@ -117,10 +127,9 @@ class Product:
         )]
 
     def assemble(self, job_input: dict[str, Any], plan: dict[str, Any], texts: list[str]) -> str:
-        record = {"title": plan["title"].strip(), "tagline": plan["tagline"].strip(),
-                  "facts": padded_facts([f.strip() for f in plan["facts"]], job_input),
-                  "description": clean_paragraphs(texts[0])}
-        return json.dumps(record, ensure_ascii=False, indent=2)
+        return record_json({"title": plan["title"].strip(), "tagline": plan["tagline"].strip(),
+                            "facts": padded_facts([f.strip() for f in plan["facts"]], job_input),
+                            "description": clean_paragraphs(texts[0])}, job_input)
 
     def fallback(self, job_input: dict[str, Any], plan: dict[str, Any]) -> Fallback:
         prompt = Prompt(f"Write a product record for \"{job_input['name']}\" as JSON. Use only these attributes: "
@@ -144,9 +153,30 @@ class Product:
         return Fallback("guidance", prompt, template)
 
     def finish_fallback(self, values: dict[str, str], job_input: dict[str, Any]) -> str:
-        record = {"title": values["title"].strip(), "tagline": values["tagline"].strip(),
-                  "facts": attribute_facts(job_input), "description": values["description"].strip()}
-        return json.dumps(record, ensure_ascii=False, indent=2)
+        return record_json({"title": values["title"].strip(), "tagline": values["tagline"].strip(),
+                            "facts": attribute_facts(job_input), "description": values["description"].strip()},
+                           job_input)
+
+    def plain_span(self, job_input: dict[str, Any], cap: int) -> Span:
+        """`plain` mode: the whole record in one reply, asked for as a user would. Its budget is the
+        planned path's (the record's plan, then the description), each part capped by HYBRIDGEN_MAX_NEW_TOKENS."""
+        lo, hi = fact_bounds(job_input)
+        fewest = max(lo, RECORD_SCHEMA["properties"]["facts"]["minItems"])
+        count = str(hi) if fewest == hi else f"{fewest} to {hi}"
+        user = (f"Write a product record for \"{job_input['name']}\" as a JSON object with the keys \"title\" (a short "
+                f"product title), \"tagline\" (one short line), \"facts\" (a list of {count} short facts, each "
+                "restating one attribute) and \"description\" (one paragraph). Use only these attributes: "
+                f"{attribute_text(job_input)}. Reply with the JSON object only.")
+        return Span("reply", Prompt(user), min(60 + 25 * hi, cap) + min(self.span_tokens, cap), stop=("<|im_start|>",))
+
+    def parse_plain(self, job_input: dict[str, Any], reply: str) -> PlainReply:
+        """The record is the first JSON object in the reply, with the user's attributes after it
+        (record_json), as in every mode."""
+        text = strip_chat_artifacts(reply)
+        record = first_json_object(text)
+        if record is None:
+            return PlainReply(text, False, "no JSON object in the reply")
+        return PlainReply(record_json(record, job_input), True, "the JSON object in the reply")
 
 
 PRODUCT = Product()

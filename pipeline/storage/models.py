@@ -47,6 +47,7 @@ class AttemptPath(str, enum.Enum):
     ar = "ar"  # full AR generation (mode=ar)
     hybrid = "hybrid"  # AR plan + diffusion refine
     ar_fallback = "ar_fallback"  # full AR after a failed hybrid attempt
+    plain = "plain"  # one plain prompt per item, no plan (mode=plain, the baseline)
 
 
 class ReviewDecision(str, enum.Enum):

@@ -262,12 +262,135 @@ def mark_enqueued(session: Session, item_ids: Sequence[int]) -> None:
 
 
 def status_counts(session: Session, batch_id: int) -> dict[str, int]:
+    return status_counts_by_batch(session, [batch_id])[batch_id]
+
+
+def status_counts_by_batch(session: Session, batch_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """{batch id: {status: items}} with every status present (0 when none)."""
+    out = {b: {s.value: 0 for s in ItemStatus} for b in batch_ids}
+    if batch_ids:
+        rows = session.execute(
+            select(Item.batch_id, Item.status, func.count())
+            .where(Item.batch_id.in_(list(batch_ids)))
+            .group_by(Item.batch_id, Item.status)
+        ).all()
+        for batch_id, status, n in rows:
+            out[batch_id][status] = n
+    return out
+
+
+def _progress(counts: dict[str, int]) -> dict[str, Any]:
+    total = sum(counts.values())
+    finished = sum(counts[s.value] for s in ItemStatus.final())
+    return {"total": total, "finished": finished, "progress": round(finished / total, 4) if total else 1.0}
+
+
+def list_batches(session: Session, *, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest batches with counts by status and progress, newest first."""
+    batches = session.execute(select(Batch).order_by(Batch.id.desc()).limit(limit)).scalars().all()
+    counts = status_counts_by_batch(session, [b.id for b in batches])
+    now = utcnow()
+    return [
+        {"batch_id": b.id, "name": b.name, "mode": b.mode, "created_at": b.created_at.isoformat(),
+         "age_s": round((now - b.created_at).total_seconds(), 1), **_progress(counts[b.id]), "counts": counts[b.id]}
+        for b in batches
+    ]
+
+
+def item_conditions(batch_id: int, statuses: Sequence[str] = (), validator: str | None = None) -> list[Any]:
+    """WHERE terms for a batch's items, optionally with these statuses and failing this validator."""
+    cond = [Item.batch_id == batch_id]
+    if statuses:
+        cond.append(Item.status.in_(list(statuses)))
+    if validator:  # "degeneration" also finds "degeneration[description]" (a validator run on one field)
+        cond.append(or_(Item.failed_validators.contains(f",{validator},", autoescape=True),
+                        Item.failed_validators.contains(f",{validator}[", autoescape=True)))
+    return cond
+
+
+def matching_item_ids(session: Session, batch_id: int, statuses: Sequence[str] = (),
+                      validator: str | None = None) -> list[int]:
+    return list(session.execute(
+        select(Item.id).where(*item_conditions(batch_id, statuses, validator)).order_by(Item.line_no, Item.id)
+    ).scalars())
+
+
+def list_items(session: Session, batch_id: int, statuses: Sequence[str] = (), validator: str | None = None,
+               *, limit: int = 100) -> list[dict[str, Any]]:
+    """A batch's items (in line order) with why each one failed: the first failing report of its final
+    attempt (the named validator's, if one is given), or the first line of its error."""
     rows = session.execute(
-        select(Item.status, func.count()).where(Item.batch_id == batch_id).group_by(Item.status)
+        select(Item.id, Item.line_no, Item.client_key, Item.kind, Item.status, Item.final_path,
+               Item.failed_validators, Item.error, Item.review_status, Attempt.reports)
+        .outerjoin(Attempt, Attempt.id == Item.final_attempt_id)
+        .where(*item_conditions(batch_id, statuses, validator))
+        .order_by(Item.line_no, Item.id)
+        .limit(limit)
     ).all()
-    counts = {s.value: 0 for s in ItemStatus}
-    counts.update({status: n for status, n in rows})
-    return counts
+    return [
+        {"item_id": item_id, "line": line, "key": key, "kind": kind, "status": status, "path": path,
+         "failed_validators": (failed or "").strip(",").split(",") if failed else [],
+         "message": first_failure(reports or [], error, validator), "review_status": review}
+        for item_id, line, key, kind, status, path, failed, error, review, reports in rows
+    ]
+
+
+def first_failure(reports: Sequence[dict[str, Any]], error: str | None, validator: str | None = None) -> str:
+    """'validator: message' of the first failing report (of `validator` if given); else the error's first line."""
+    failed = [r for r in reports if not r.get("passed", True)
+              and (validator is None or r.get("validator", "").split("[")[0] == validator.split("[")[0])]
+    if failed:
+        return f"{failed[0].get('validator', '?')}: {failed[0].get('message', '')}"
+    return (error or "").strip().split("\n", 1)[0]
+
+
+def failures_by_validator(session: Session, batch_id: int) -> dict[str, int]:
+    """Flagged items per validator their final attempt failed (an item counts once per validator)."""
+    rows = session.execute(
+        select(Item.failed_validators, func.count())
+        .where(Item.batch_id == batch_id, Item.status == ItemStatus.flagged.value, Item.failed_validators.is_not(None))
+        .group_by(Item.failed_validators)
+    ).all()
+    out: dict[str, int] = {}
+    for names, n in rows:
+        for name in filter(None, names.split(",")):
+            out[name] = out.get(name, 0) + n
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def review_counts(session: Session, batch_id: int) -> dict[str, int]:
+    """Items per latest review decision, and the flagged items nobody has reviewed yet."""
+    rows = session.execute(
+        select(Item.review_status, func.count())
+        .where(Item.batch_id == batch_id, Item.review_status.is_not(None))
+        .group_by(Item.review_status)
+    ).all()
+    out = {s: 0 for s in ("approved", "rejected", "edited", "requeued")}
+    out.update(dict(rows))
+    out["flagged_not_reviewed"] = session.execute(
+        select(func.count()).where(Item.batch_id == batch_id, Item.status == ItemStatus.flagged.value,
+                                   Item.review_status.is_(None))
+    ).scalar_one()
+    return out
+
+
+def batch_timing(session: Session, batch: Batch, finished: int, total: int) -> dict[str, Any]:
+    """Elapsed time since submission, the rate items finished at while being worked on, and the ETA
+    that rate gives for the rest (None while nothing has finished)."""
+    first_start, last_finish = session.execute(
+        select(func.min(Item.started_at), func.max(Item.finished_at)).where(Item.batch_id == batch.id)
+    ).one()
+    end = last_finish if finished == total and last_finish is not None else utcnow()
+    working_s = (last_finish - first_start).total_seconds() if first_start and last_finish else 0.0
+    per_hour = finished / working_s * 3600 if working_s > 0 and finished else None
+    remaining = total - finished
+    return {
+        "elapsed_s": round(max(0.0, (end - batch.created_at).total_seconds()), 1),
+        "items_per_hour": round(per_hour, 1) if per_hour else None,
+        "eta_s": 0.0 if remaining == 0 else (round(remaining / per_hour * 3600, 1) if per_hour else None),
+        "first_started_at": first_start.isoformat() if first_start else None,
+        "last_finished_at": last_finish.isoformat() if last_finish else None,
+    }
 
 
 def batch_summary(session: Session, batch_id: int) -> dict[str, Any] | None:
@@ -276,8 +399,8 @@ def batch_summary(session: Session, batch_id: int) -> dict[str, Any] | None:
     if batch is None:
         return None
     counts = status_counts(session, batch_id)
-    total = sum(counts.values())
-    finished = sum(counts[s.value] for s in ItemStatus.final())
+    progress = _progress(counts)
+    total, finished = progress["total"], progress["finished"]
     by_kind = {
         kind: {"items": n, "done": d}
         for kind, n, d in session.execute(
@@ -315,12 +438,17 @@ def batch_summary(session: Session, batch_id: int) -> dict[str, Any] | None:
         "name": batch.name,
         "mode": batch.mode,
         "created_at": batch.created_at.isoformat(),
-        "total": total,
-        "finished": finished,
-        "progress": round(finished / total, 4) if total else 1.0,
+        **progress,
         "counts": counts,
         "kinds": by_kind,
         "paths": paths,
         "pass_rate": round(counts["done"] / finished, 4) if finished else None,
+        # of the hybrid attempts, the share that needed the AR fallback
+        "fallback_rate": (round(paths["ar_fallback"]["attempts"] / paths["hybrid"]["attempts"], 4)
+                          if "hybrid" in paths and "ar_fallback" in paths else (0.0 if "hybrid" in paths else None)),
+        "failures": failures_by_validator(session, batch_id),
+        "reviews": review_counts(session, batch_id),
+        "timing": batch_timing(session, batch, finished, total),
+        "stored_earlier": len((batch.params or {}).get("stored_earlier", [])),
     }
 

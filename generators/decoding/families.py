@@ -6,7 +6,7 @@ A family says
   the diffusion models adapted from them (Fast-dLLM v2, Dream), or position i predicts token i
   (LLaDA-style models trained from scratch as masked diffusion);
 - how the block-causal attention and the cache reach the model (`layout`): every family here runs
-  through `generators.diffusion.forward.block_forward`, which drives the model's own Llama-layout
+  through `generators.decoding.layers.block_forward`, which drives the model's own Llama-layout
   modules (embed, q/k/v/o projections, MLP, norms, rotary embedding) and owns the attention, so the
   block mask and the KV cache never depend on the model's remote code.
 

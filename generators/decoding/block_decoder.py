@@ -31,12 +31,12 @@ from typing import Callable, Sequence
 
 import torch
 
-from generators.diffusion.adapters import DiffusionFamily
-from generators.diffusion.cache import BlockKVCache, SubBlockCache
-from generators.diffusion.model import BlockModel, as_block_model
-from generators.diffusion.proposals import DecodeConfig, propose
-from generators.diffusion.state import DecodeState, new_state
-from generators.diffusion.strategies import Strategy
+from generators.decoding.families import DiffusionFamily
+from generators.decoding.block_cache import BlockKVCache, SubBlockCache
+from generators.decoding.model import BlockModel, as_block_model
+from generators.decoding.proposals import DecodeConfig
+from generators.decoding.block_state import new_state
+from generators.decoding.commit_rules import Strategy
 from generators.results import RowResult
 
 StopChecker = Callable[[int, list[int]], "int | None"]

@@ -1,20 +1,20 @@
-"""Batched autoregressive decoding with a KV cache.
+"""The slow AR reference: the HF model's own forward and DynamicCache, one token per forward.
 
-The planner, the full-AR path and the fallback all decode through here. It is deliberately plain:
-left-padded prompts, one prefill forward, then one forward per new token for the rows still
-running. Rows that hit EOS, their token cap or a stop sequence leave the batch (and the cache)
-at once, so a long row never makes finished rows pay for more forwards.
+Kept on purpose beside the engine (engine.py) and sharing none of its machinery (no packed weights,
+no row cache, no row lifecycle): the parity tests hold `generate_ar` and draft-and-verify to it
+token for token. Left-padded prompts, one prefill forward, then one forward per new token for the
+rows still running; finished rows leave the batch.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 from transformers import DynamicCache
 
+from generators.decoding.ar import ARConfig
 from generators.prompts import left_pad
 from generators.results import RowResult
 from generators.sampling import choose_tokens, row_generators
@@ -26,18 +26,8 @@ StopChecker = Callable[[int, list[int]], "int | None"]
 LogitsTransform = Callable[[list[int], list[list[int]], torch.Tensor], torch.Tensor]
 
 
-@dataclass(frozen=True)
-class ARConfig:
-    max_new_tokens: int = 256
-    """Hard cap on new tokens per row."""
-    temperature: float = 0.0
-    """0 means greedy."""
-    top_p: float = 1.0
-    """Nucleus mass when sampling."""
-
-
 @torch.inference_mode()
-def generate_ar(
+def generate_ar_reference(
     model: torch.nn.Module,
     prompts: Sequence[Sequence[int]],
     *,

@@ -6,11 +6,10 @@
 
 ModuleBlockModel   calls the HF model's own modules (so a live peft LoRA adapter applies): the
                    reference, and what training-time evaluation uses.
-PackedBlockModel   the CPU fast path: the same math on weights packed once (q/k/v fused, gate/up
-                   fused, every matrix stored transposed and contiguous). On this project's CPUs,
-                   torch's `linear` on (out, in) weights falls off a fast path once a forward has
-                   more than ~2 tokens (a 16-token 576x1536 product took 1.0 ms against 0.26 ms
-                   with the weight pre-transposed), which is exactly the refiner's regime.
+PackedBlockModel   the fast path: the same math on weights prepared once (q/k/v fused, gate/up
+                   fused, each matrix a `PreparedLinear`: oneDNN-prepacked in bf16 on CPU,
+                   transposed and contiguous in fp32 on CPU; see decoding/linear.py for the
+                   measurements), the refiner's and the engine's regime of a few tokens per row.
                    A LoRA adapter is either merged into the weights before packing, or packed
                    beside them as low-rank factors (fused like the weights they adapt).
 
@@ -23,13 +22,15 @@ tests/test_diffusion_model.py checks the two against each other and against the 
 
 from __future__ import annotations
 
+import copy
 from typing import Protocol, Sequence
 
 import torch
 
 from generators.adapter_io import LoraFactors
-from generators.diffusion.cache import BlockKVCache, SubBlockCache
-from generators.diffusion.forward import ModelShape, apply_rope, block_forward, causal_lm, lm_logits
+from generators.decoding.linear import PreparedLinear
+from generators.decoding.block_cache import BlockKVCache, SubBlockCache
+from generators.decoding.layers import ModelShape, block_forward, causal_lm, lm_logits, run_layers
 
 
 class BlockModel(Protocol):
@@ -97,9 +98,9 @@ def _fused_lora(factors: dict, names: Sequence[str], in_dim: int, outs: Sequence
     return a_t, b_t
 
 
-def _linear(x: torch.Tensor, w_t: torch.Tensor, lora: LowRank | None, lo: int) -> torch.Tensor:
-    """x (R, T, in) @ w_t, plus the LoRA delta for tokens [lo:] (lo = 0: every token)."""
-    y = x @ w_t
+def _linear(x: torch.Tensor, w: PreparedLinear, lora: LowRank | None, lo: int) -> torch.Tensor:
+    """w(x) for x (R, T, in), plus the LoRA delta for tokens [lo:] (lo = 0: every token)."""
+    y = w(x)
     if lora is None or lo >= x.shape[1]:
         return y
     delta = (x[:, lo:] @ lora[0]) @ lora[1]
@@ -109,29 +110,49 @@ def _linear(x: torch.Tensor, w_t: torch.Tensor, lora: LowRank | None, lo: int) -
 
 
 class _PackedLayer:
-    def __init__(self, layer, shape: ModelShape, lora: dict | None = None):
+    def __init__(self, layer, shape: ModelShape):
         attn, mlp = layer.self_attn, layer.mlp
-
-        def t(w: torch.Tensor) -> torch.Tensor:
-            return w.detach().t().contiguous()
-
-        self.qkv_t = t(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight], dim=0))  # (Dm, (Hq+2Hkv)D)
         biases = [getattr(attn, n).bias for n in ("q_proj", "k_proj", "v_proj")]
-        self.qkv_bias = torch.cat([b.detach() for b in biases]) if biases[0] is not None else None
-        self.o_t = t(attn.o_proj.weight)  # (Hq*D, Dm)
-        self.o_bias = attn.o_proj.bias.detach() if attn.o_proj.bias is not None else None
-        self.gate_up_t = t(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight], dim=0))  # (Dm, 2I)
-        self.down_t = t(mlp.down_proj.weight)  # (I, Dm)
+        qkv_bias = torch.cat([b.detach() for b in biases]) if biases[0] is not None else None
+        self.qkv_w = PreparedLinear(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight], dim=0),
+                                  qkv_bias)  # Dm -> (Hq+2Hkv)D
+        self.o = PreparedLinear(attn.o_proj.weight, attn.o_proj.bias)  # Hq*D -> Dm
+        self.gate_up = PreparedLinear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight], dim=0))  # Dm -> 2I
+        self.down = PreparedLinear(mlp.down_proj.weight)  # I -> Dm
         self.ln1 = (layer.input_layernorm.weight.detach(), layer.input_layernorm.variance_epsilon)
         self.ln2 = (layer.post_attention_layernorm.weight.detach(), layer.post_attention_layernorm.variance_epsilon)
         self.scale = attn.scaling
         self.split = (shape.q_heads * shape.head_dim, shape.kv_heads * shape.head_dim, shape.kv_heads * shape.head_dim)
-        lora, like = lora or {}, self.qkv_t
-        inter = mlp.gate_proj.weight.shape[0]
-        self.qkv_lora = _fused_lora(lora, ("q_proj", "k_proj", "v_proj"), self.qkv_t.shape[0], self.split, like)
-        self.o_lora = _fused_lora(lora, ("o_proj",), self.o_t.shape[0], (self.o_t.shape[1],), like)
-        self.gate_up_lora = _fused_lora(lora, ("gate_proj", "up_proj"), self.gate_up_t.shape[0], (inter, inter), like)
-        self.down_lora = _fused_lora(lora, ("down_proj",), self.down_t.shape[0], (self.down_t.shape[1],), like)
+        self.inter = mlp.gate_proj.weight.shape[0]
+        self.like = attn.q_proj.weight.detach()  # dtype and device the factors are cast to
+        self.qkv_lora = self.o_lora = self.gate_up_lora = self.down_lora = None
+
+    # the layer loop's protocol (forward.run_layers); lo: first token the LoRA factors act on
+    def norm1(self, h: torch.Tensor) -> torch.Tensor:
+        return _rms_norm(h, *self.ln1)
+
+    def qkv(self, x: torch.Tensor, lo: int) -> tuple[torch.Tensor, ...]:
+        return _linear(x, self.qkv_w, self.qkv_lora, lo).split(self.split, dim=-1)  # (R, Tq, (Hq+2Hkv)D) split
+
+    def out(self, o: torch.Tensor, lo: int) -> torch.Tensor:
+        return _linear(o, self.o, self.o_lora, lo)
+
+    def norm2(self, h: torch.Tensor) -> torch.Tensor:
+        return _rms_norm(h, *self.ln2)
+
+    def mlp(self, x: torch.Tensor, lo: int) -> torch.Tensor:
+        gate, up = _linear(x, self.gate_up, self.gate_up_lora, lo).chunk(2, dim=-1)  # (R, Tq, I) each
+        return _linear(torch.nn.functional.silu(gate) * up, self.down, self.down_lora, lo)
+
+    def with_lora(self, lora: dict | None) -> "_PackedLayer":
+        """This layer's prepared weights (shared, not copied) with low-rank factors beside them."""
+        out = copy.copy(self)
+        lora, like, dm = lora or {}, self.like, self.qkv_w.in_features
+        out.qkv_lora = _fused_lora(lora, ("q_proj", "k_proj", "v_proj"), dm, self.split, like)
+        out.o_lora = _fused_lora(lora, ("o_proj",), self.o.in_features, (self.o.out_features,), like)
+        out.gate_up_lora = _fused_lora(lora, ("gate_proj", "up_proj"), dm, (self.inter, self.inter), like)
+        out.down_lora = _fused_lora(lora, ("down_proj",), self.down.in_features, (self.down.out_features,), like)
+        return out
 
 
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -159,12 +180,23 @@ class PackedBlockModel:
         core = lm.model
         self.embed = core.embed_tokens.weight.detach()  # (V, Dm)
         self.rotary = core.rotary_emb
-        lora = lora or {}
-        if lora and max(lora) >= len(core.layers):
-            raise ValueError(f"LoRA factors name layer {max(lora)}; the model has {len(core.layers)}")
-        self.layers = [_PackedLayer(layer, self.shape, lora.get(i)) for i, layer in enumerate(core.layers)]
+        self.layers = [_PackedLayer(layer, self.shape) for layer in core.layers]
+        if lora:
+            self.layers = self._adapted_layers(lora)
         self.norm = (core.norm.weight.detach(), core.norm.variance_epsilon)
-        self.lm_head_t = lm.lm_head.weight.detach().t().contiguous()  # (Dm, V)
+        self.lm_head = PreparedLinear(lm.lm_head.weight)  # Dm -> V
+
+    def _adapted_layers(self, lora: LoraFactors) -> list[_PackedLayer]:
+        if max(lora) >= len(self.layers):
+            raise ValueError(f"LoRA factors name layer {max(lora)}; the model has {len(self.layers)}")
+        return [layer.with_lora(lora.get(i)) for i, layer in enumerate(self.layers)]
+
+    def with_lora(self, lora: LoraFactors) -> "PackedBlockModel":
+        """The same prepared weights (shared, not copied) with an adapter's factors beside them: the
+        planner's engine and the refiner are then one set of weights in memory."""
+        out = copy.copy(self)
+        out.layers = self._adapted_layers(lora)
+        return out
 
     @property
     def dtype(self) -> torch.dtype:
@@ -178,38 +210,15 @@ class PackedBlockModel:
     def forward(self, ids, positions, cache, *, n_causal: int, commit: bool, q_offset: int = 0,
                 sub_cache: SubBlockCache | None = None, store_sub_cache: bool = False,
                 adapt_clean: bool = True) -> torch.Tensor:
-        s = self.shape
-        r, tq = ids.shape
         lo = 0 if adapt_clean else n_causal  # first token the LoRA factors apply to
         h = self.embed[ids]  # (R, Tq, Dm)
         cos, sin = self.rotary(h, positions)  # (R, Tq, D)
-        splice = sub_cache is not None and not store_sub_cache
-        for i, L in enumerate(self.layers):
-            x = _rms_norm(h, *L.ln1)
-            qkv = _linear(x, L.qkv_t, L.qkv_lora, lo)  # (R, Tq, (Hq+2Hkv)D)
-            if L.qkv_bias is not None:
-                qkv = qkv + L.qkv_bias
-            q, k, v = qkv.split(L.split, dim=-1)
-            q = q.view(r, tq, s.q_heads, s.head_dim).transpose(1, 2)  # (R, Hq, Tq, D)
-            k = k.view(r, tq, s.kv_heads, s.head_dim).transpose(1, 2)  # (R, Hkv, Tq, D)
-            v = v.view(r, tq, s.kv_heads, s.head_dim).transpose(1, 2)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-            k_new, v_new = sub_cache.splice(i, k, v, q_offset) if splice else (k, v)
-            out = cache.attend(i, q, k_new, v_new, n_causal=n_causal, q_offset=q_offset, scale=L.scale)  # (R, Hq, Tq, D)
-            if commit and n_causal:
-                cache.write(i, k[:, :, :n_causal], v[:, :, :n_causal])
-            if store_sub_cache and sub_cache is not None:
-                sub_cache.store(i, k[:, :, n_causal:], v[:, :, n_causal:])
-            attn_out = _linear(out.transpose(1, 2).reshape(r, tq, s.q_heads * s.head_dim), L.o_t, L.o_lora, lo)
-            h = h + (attn_out + L.o_bias if L.o_bias is not None else attn_out)  # (R, Tq, Dm)
-            gate, up = _linear(_rms_norm(h, *L.ln2), L.gate_up_t, L.gate_up_lora, lo).chunk(2, dim=-1)  # (R, Tq, I)
-            h = h + _linear(torch.nn.functional.silu(gate) * up, L.down_t, L.down_lora, lo)
-        if commit and n_causal:
-            cache.advance(n_causal)
+        h = run_layers(self.layers, self.shape, h, cos, sin, cache, n_causal=n_causal, commit=commit,
+                       q_offset=q_offset, sub_cache=sub_cache, store_sub_cache=store_sub_cache, lo=lo)
         return _rms_norm(h, *self.norm)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = hidden @ self.lm_head_t
+        logits = self.lm_head(hidden)
         return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
 
 

@@ -19,8 +19,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from generators.diffusion.proposals import DecodeConfig, ban_repeated_ngrams, propose, repeats_ngram_at
-from generators.diffusion.strategies import Strategy
+from generators.decoding.proposals import DecodeConfig, ban_repeated_ngrams, propose, repeats_ngram_at
+from generators.decoding.commit_rules import Strategy
 from generators.prompts import left_pad
 from generators.results import RowResult
 from generators.sampling import row_generators

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from generators.diffusion.cache import BlockKVCache, SubBlockCache
+from generators.decoding.block_cache import BlockKVCache, SubBlockCache
 
 
 def causal_lm(model: torch.nn.Module) -> torch.nn.Module:
@@ -51,6 +51,57 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos[:, None] + _rotate_half(x) * sin[:, None]
 
 
+class ModuleLayer:
+    """One HF decoder layer seen through the layer loop's protocol (its own modules: LoRA layers apply)."""
+
+    def __init__(self, layer: torch.nn.Module):
+        self.layer, self.attn = layer, layer.self_attn
+        self.scale = layer.self_attn.scaling
+
+    def norm1(self, h: torch.Tensor) -> torch.Tensor:
+        return self.layer.input_layernorm(h)
+
+    def qkv(self, x: torch.Tensor, lo: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.attn.q_proj(x), self.attn.k_proj(x), self.attn.v_proj(x)
+
+    def out(self, o: torch.Tensor, lo: int) -> torch.Tensor:
+        return self.attn.o_proj(o)
+
+    def norm2(self, h: torch.Tensor) -> torch.Tensor:
+        return self.layer.post_attention_layernorm(h)
+
+    def mlp(self, x: torch.Tensor, lo: int) -> torch.Tensor:
+        return self.layer.mlp(x)
+
+
+def run_layers(layers, shape: ModelShape, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache, *,
+               n_causal: int, commit: bool, q_offset: int = 0, sub_cache: SubBlockCache | None = None,
+               store_sub_cache: bool = False, lo: int = 0) -> torch.Tensor:
+    """The one layer loop, over module-backed (ModuleLayer) or packed (model._PackedLayer) layers.
+
+    h (R, Tq, Dm) embedded tokens, cos/sin (R, Tq, D) -> hidden states (R, Tq, Dm) before the final norm.
+    lo: first token a packed layer's LoRA factors act on (module-backed layers mask theirs by hooks)."""
+    r, tq, _ = h.shape
+    splice = sub_cache is not None and not store_sub_cache
+    for i, layer in enumerate(layers):
+        q, k, v = layer.qkv(layer.norm1(h), lo)  # (R, Tq, Hq*D), (R, Tq, Hkv*D) x 2
+        q = q.view(r, tq, shape.q_heads, shape.head_dim).transpose(1, 2)  # (R, Hq, Tq, D)
+        k = k.view(r, tq, shape.kv_heads, shape.head_dim).transpose(1, 2)  # (R, Hkv, Tq, D)
+        v = v.view(r, tq, shape.kv_heads, shape.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        k_new, v_new = sub_cache.splice(i, k, v, q_offset) if splice else (k, v)  # (R, Hkv, Tn, D)
+        out = cache.attend(i, q, k_new, v_new, n_causal=n_causal, q_offset=q_offset, scale=layer.scale)  # (R, Hq, Tq, D)
+        if commit and n_causal:
+            cache.write(i, k[:, :, :n_causal], v[:, :, :n_causal])
+        if store_sub_cache and sub_cache is not None:
+            sub_cache.store(i, k[:, :, n_causal:], v[:, :, n_causal:])
+        h = h + layer.out(out.transpose(1, 2).reshape(r, tq, shape.q_heads * shape.head_dim), lo)  # (R, Tq, Dm)
+        h = h + layer.mlp(layer.norm2(h), lo)
+    if commit and n_causal:
+        cache.advance(n_causal)
+    return h
+
+
 def block_forward(
     model: torch.nn.Module,
     ids: torch.Tensor,
@@ -75,37 +126,16 @@ def block_forward(
     adapt_clean:     False: a live LoRA adapter acts on the draft tokens only (the clean ones get the
                      base model's own projections).
     """
-    if not adapt_clean and n_causal:
+    if not adapt_clean and n_causal and any("lora_B" in name for name, _ in model.named_modules()):
         with lora_only_on(model, torch.arange(ids.shape[1], device=ids.device) >= n_causal):
             return block_forward(model, ids, positions, cache, n_causal=n_causal, commit=commit, q_offset=q_offset,
                                  sub_cache=sub_cache, store_sub_cache=store_sub_cache)
-    lm = causal_lm(model)
-    core = lm.model
-    shape = ModelShape.of(model)
-    r, tq = ids.shape
+    core = causal_lm(model).model
     h = core.embed_tokens(ids)  # (R, Tq, Dm)
     cos, sin = core.rotary_emb(h, positions)  # (R, Tq, D) each
-    splice = sub_cache is not None and not store_sub_cache
-    for i, layer in enumerate(core.layers):
-        attn = layer.self_attn
-        x = layer.input_layernorm(h)
-        q = attn.q_proj(x).view(r, tq, shape.q_heads, shape.head_dim).transpose(1, 2)  # (R, Hq, Tq, D)
-        k = attn.k_proj(x).view(r, tq, shape.kv_heads, shape.head_dim).transpose(1, 2)  # (R, Hkv, Tq, D)
-        v = attn.v_proj(x).view(r, tq, shape.kv_heads, shape.head_dim).transpose(1, 2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if splice:
-            k_new, v_new = sub_cache.splice(i, k, v, q_offset)  # (R, Hkv, B, D)
-        else:
-            k_new, v_new = k, v
-        out = cache.attend(i, q, k_new, v_new, n_causal=n_causal, q_offset=q_offset, scale=attn.scaling)  # (R, Hq, Tq, D)
-        if commit and n_causal:
-            cache.write(i, k[:, :, :n_causal], v[:, :, :n_causal])
-        if store_sub_cache and sub_cache is not None:
-            sub_cache.store(i, k[:, :, n_causal:], v[:, :, n_causal:])
-        h = h + attn.o_proj(out.transpose(1, 2).reshape(r, tq, shape.q_heads * shape.head_dim))
-        h = h + layer.mlp(layer.post_attention_layernorm(h))
-    if commit and n_causal:
-        cache.advance(n_causal)
+    h = run_layers([ModuleLayer(layer) for layer in core.layers], ModelShape.of(model), h, cos, sin, cache,
+                   n_causal=n_causal, commit=commit, q_offset=q_offset, sub_cache=sub_cache,
+                   store_sub_cache=store_sub_cache)
     return core.norm(h)
 
 

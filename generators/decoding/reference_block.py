@@ -22,10 +22,10 @@ from typing import Sequence
 
 import torch
 
-from generators.diffusion.adapters import DiffusionFamily
-from generators.diffusion.proposals import DecodeConfig, banned_next_tokens
-from generators.diffusion.state import new_state
-from generators.diffusion.strategies import Strategy
+from generators.decoding.families import DiffusionFamily
+from generators.decoding.proposals import DecodeConfig, banned_next_tokens
+from generators.decoding.block_state import new_state
+from generators.decoding.commit_rules import Strategy
 from generators.results import RowResult
 
 LLADA_STRATEGY = Strategy(name="fixed_k")

@@ -1,1 +1,0 @@
-"""Block-diffusion refiner: model adapters, hierarchical KV cache, decoding strategies, decoders."""

@@ -1,0 +1,114 @@
+"""What the user wrote in a `code` job, read without changing it.
+
+A prompt is either
+    code: imports, helpers, the signature and its docstring (with examples), to be completed;
+          it is kept verbatim at the top of the delivered function (`user_code`);
+    text: a task ("Write a function to ..."); the plan writes the signature and the text becomes the
+          function's docstring, verbatim (`docstring_block`).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import warnings
+from typing import Any
+
+from validators.sandbox.examples import example_tests
+
+SIGNATURE_LINE = re.compile(r"^\s*(def\s+[A-Za-z_]\w*\s*\(.*\)\s*(?:->\s*[^:]+)?:)\s*$", re.MULTILINE)
+BUILTIN_CALLS = {"set", "sorted", "list", "tuple", "abs", "round", "len", "math", "str", "int", "float", "isclose",
+                 "all", "any", "sum", "dict"}
+
+
+def _last_signature(prompt: str) -> re.Match | None:
+    """The prompt's last `def` line: the function to complete (helpers the user wrote come before it)."""
+    matches = list(SIGNATURE_LINE.finditer(prompt))
+    return matches[-1] if matches else None
+
+
+def given_signature(job_input: dict[str, Any]) -> str | None:
+    m = _last_signature(job_input["prompt"])
+    return m.group(1).strip() if m else None
+
+
+def expected_name(job_input: dict[str, Any]) -> str | None:
+    """The function the job asks for: the prompt's signature's, else the one its tests (or the
+    prompt's examples) call."""
+    sig = _last_signature(job_input["prompt"])
+    if sig:
+        return re.match(r"\s*def\s+(\w+)", sig.group(1)).group(1)
+    for test in [*(job_input.get("tests") or []), *example_tests(job_input["prompt"])]:
+        m = re.search(r"^\s*assert\s+(?:not\s+)?\(?\s*(?:set\()?([A-Za-z_]\w*)\s*\(", test, re.MULTILINE)
+        if m and m.group(1) not in BUILTIN_CALLS:
+            return m.group(1)
+    return None
+
+
+def body_indent(job_input: dict[str, Any]) -> str:
+    """The indentation of the body of the function to complete: its docstring's, else one level
+    (4 spaces) below its `def`."""
+    prompt = job_input["prompt"]
+    sig = _last_signature(prompt)
+    if not sig:
+        return "    "
+    def_indent = re.match(r"[ \t]*", prompt[prompt.rfind("\n", 0, sig.start(1)) + 1:]).group(0)
+    after = [line for line in prompt[sig.end():].splitlines() if line.strip()]
+    own = re.match(r"[ \t]*", after[0]).group(0) if after else ""
+    return own if len(own) > len(def_indent) else def_indent + "    "
+
+
+def user_code(job_input: dict[str, Any]) -> str | None:
+    """The prompt itself when it is code to complete (it parses once the function gets a body), else None."""
+    prompt = job_input["prompt"].rstrip()
+    if not _last_signature(prompt):
+        return None
+    return prompt if _parses(f"{prompt}\n{body_indent(job_input)}pass\n") else None
+
+
+def docstring_block(text: str, indent: str = "    ") -> str:
+    """`text` as a function's docstring, verbatim (its own lines kept, each indented), ending in a newline.
+
+    The quotes are chosen so the text needs no change: triple single quotes when it holds triple
+    double ones (or ends in a double quote), a raw string when it holds backslashes; only text that
+    breaks every form is escaped."""
+    text = text.strip()
+    lines = text.splitlines()
+    body = lines[0] + "".join(f"\n{indent}{line}" if line.strip() else "\n" for line in lines[1:])
+    raw = "r" if "\\" in text else ""
+    for quote in ('"""', "'''"):
+        if quote in text or text.endswith((quote[0], "\\")):
+            continue
+        closing = f"\n{indent}{quote}" if len(lines) > 1 else quote
+        block = f"{indent}{raw}{quote}{body}{closing}\n"
+        if _parses(f"def f():\n{block}"):
+            return block
+    escaped = body.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return f'{indent}"""{escaped}\n{indent}"""\n'
+
+
+def _parses(source: str) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def signature_from_tests(job_input: dict[str, Any]) -> str | None:
+    """`def name(arg1, arg2):` with as many parameters as the first test's call passes, or None when no
+    test calls the expected function (the model wrote e.g. "def f(fn: Callable[[List[Any]], Any]]):"
+    twice, and a plan that never parses left the item without a body)."""
+    name = expected_name(job_input)
+    for test in [*(job_input.get("tests") or []), *example_tests(job_input["prompt"])]:
+        try:
+            tree = ast.parse(test)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
+                args = [f"arg{i + 1}" for i in range(len(node.args))] + [kw.arg for kw in node.keywords if kw.arg]
+                return f"def {name}({', '.join(args)}):"
+    return None
