@@ -48,7 +48,8 @@ def test_examples_become_asserts_with_the_setup_they_use():
     assert example_tests(">>> xs = [3, 1]\n>>> xs.sort()\n>>> f(0)\n>>> first(xs)\n1\n>>> f(2)\n4") == [
         "xs = [3, 1]\nxs.sort()\nassert first(xs) == 1", "assert f(2) == 4"]
     # a comment after the call cannot swallow the comparison
-    assert example_tests(">>> f(1)  # note\n2\n>>> f([1,\n...    2])\n3") == ["assert (f(1)) == 2", "assert (f([1, 2])) == 3"]
+    assert example_tests(">>> f(1)  # note\n2\n>>> f([1,\n...    2])\n3") == [
+        "assert (f(1)) == 2", "assert (f([1, 2])) == 3"]
 
 
 @pytest.mark.parametrize("prompt", [
@@ -62,9 +63,10 @@ def test_prompts_without_usable_examples_give_no_tests(prompt):
     assert example_tests(prompt) == []
 
 
-DOCTEST_LINES = st.sampled_from([">>> f(1)", ">>> f(2)  # note", ">>> x = [1,", "...   2]", "1", "[1, 2]", "'a'", '"""', "", ">>> print(2)",
-                                  ">>> g(x)", 'True"""', ">>> import math", ">>> math.pi", "Traceback (most recent call last):",
-                                  ">>> f(", "...", "{1: 2}", ">>> def h(): return 1", ">>> h()", "# doctest: +SKIP"])
+DOCTEST_LINES = st.sampled_from([
+    ">>> f(1)", ">>> f(2)  # note", ">>> x = [1,", "...   2]", "1", "[1, 2]", "'a'", '"""', "", ">>> print(2)", ">>> g(x)",
+    'True"""', ">>> import math", ">>> math.pi", "Traceback (most recent call last):", ">>> f(", "...", "{1: 2}",
+    ">>> def h(): return 1", ">>> h()", "# doctest: +SKIP"])
 
 
 @settings(max_examples=300, deadline=None, database=None)

@@ -59,4 +59,5 @@ def test_the_code_prompt_reaches_the_output_verbatim(outcomes, mode):
     assert CODE_PROMPT in outcomes[mode][3].output  # imports, signature, the whole docstring with its example
     task = outcomes[mode][4].output
     # the task text is the docstring, each of its lines kept
-    assert '    """Write a function to find the shared elements from the given two lists.\n    Keep their first order.' in task
+    assert ('    """Write a function to find the shared elements from the given two lists.\n'
+            '    Keep their first order.') in task
