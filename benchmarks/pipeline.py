@@ -1,13 +1,17 @@
-"""The whole pipeline, hybrid vs AR, on the same jobs in the same run, on the default models.
+"""The whole pipeline, plain vs ar vs hybrid, on the same jobs in the same run, on the default models.
 
-    python benchmarks/pipeline.py [--quick] [--mbpp N] [--png PATH]
+    python benchmarks/pipeline.py [--quick] [--mbpp N] [--hidden N] [--modes plain,ar,hybrid] [--png PATH]
 
-Jobs: the examples/ batches of each kind, plus a deterministic subset of MBPP test-split tasks
-(../shared/data/mbpp, with their tests). Each mode runs them through the real orchestrator on a
-temporary SQLite database, chunk by chunk, as a worker would. Reported per mode:
-validated items per hour, first-pass (hybrid attempt) validation rate, final pass rate, fallback
-rate, generative perplexity of the deliverables under the base AR model, MBPP test pass rate.
-Writes a PNG comparing the modes and ends with one JSON line.
+Jobs, per mode:
+- the examples/ batches of each kind;
+- MBPP tasks with their tests given (benchmarks/mbpp.py `visible_jobs`);
+- a code set in the held-out shape (`hidden_jobs`): a signature and a docstring with the task text
+  and one example, no tests given; every one of the task's tests scores the output afterwards.
+Each mode runs them through the real orchestrator on a temporary SQLite database, chunk by chunk, as a
+worker would. `plain` is one chat prompt per item (the user's alternative to this project). Reported per
+mode: validated items per hour, pass rates (first attempt, final, per kind), fallback rate, MBPP pass
+rate, hidden-test pass@1, tokens per forward, seconds per stage, generative perplexity under the base
+AR model. Writes a PNG comparing the modes and ends with one JSON line.
 """
 
 from __future__ import annotations
@@ -18,33 +22,43 @@ import math
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import emit_json, machine, print_table  # noqa: E402
+from benchmarks.mbpp import hidden_jobs, hidden_pass, mbpp_tasks, visible_jobs  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-MBPP = REPO.parent / "shared" / "data" / "mbpp" / "mbpp.jsonl"
+MODES = ("plain", "ar", "hybrid")
 
 
-def build_jobs(n_mbpp: int, quick: bool) -> tuple[list[dict], int]:
+@dataclass(frozen=True)
+class Job:
+    """One submitted line and the set it belongs to: "examples", "mbpp" (tests given) or "hidden"
+    (scored afterwards by the task's tests, which the pipeline never sees)."""
+
+    line: dict
+    group: str
+    task: dict | None = None
+
+
+def build_jobs(n_mbpp: int, n_hidden: int, quick: bool) -> list[Job]:
     jobs = []
     for path in sorted((REPO / "examples").glob("*.jsonl")):
         lines = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-        jobs += lines[:1] if quick else lines
-    tasks = [json.loads(l) for l in MBPP.read_text().splitlines()] if MBPP.exists() else []
-    tasks = [t for t in tasks if 11 <= t["task_id"] <= 510 and t["task_id"] % 25 == 0][:n_mbpp]  # deterministic
-    n_examples = len(jobs)
-    for t in tasks:
-        jobs.append({"kind": "code", "key": f"mbpp-{t['task_id']}",
-                     "input": {"prompt": t["text"], "tests": t["test_list"], "test_setup": t.get("test_setup_code", "")}})
-    for j in jobs:
-        j.pop("key", None)  # the two modes store the same jobs in separate databases anyway
-    return jobs, n_examples
+        for line in lines[:1] if quick else lines:
+            line.pop("key", None)  # the modes store the same jobs in separate databases anyway
+            jobs.append(Job(line, "examples"))
+    jobs += [Job(line, "mbpp") for line in visible_jobs(mbpp_tasks(n_mbpp))]
+    for line in hidden_jobs(mbpp_tasks(n_hidden, offset=7)):  # other tasks than the visible ones
+        task = line.pop("hidden")
+        jobs.append(Job(line, "hidden", task))
+    return jobs
 
 
-def run_mode(mode: str, jobs: list[dict], base_settings, n_examples: int) -> dict:
+def run_mode(mode: str, jobs: list[Job], base_settings) -> dict:
     from migrations import runner
     from pipeline.orchestrator import run_chunk
     from pipeline.runtime import Runtime
@@ -59,12 +73,13 @@ def run_mode(mode: str, jobs: list[dict], base_settings, n_examples: int) -> dic
         runtime = Runtime(settings)
         runtime.planner, runtime.refiner if mode == "hybrid" else None  # load before timing
         sessions = session_factory(url)
-        ids = submit_batch(sessions, parse_jsonl("\n".join(json.dumps(j) for j in jobs)), name=mode, mode=mode).new_item_ids
+        parsed = parse_jsonl("\n".join(json.dumps(j.line) for j in jobs))
+        ids = submit_batch(sessions, parsed, name=mode, mode=mode).new_item_ids
         t0 = time.perf_counter()
         for chunk in chunks(ids, settings.chunk_size):
             run_chunk(chunk, sessions=sessions, runtime=runtime)
         seconds = time.perf_counter() - t0
-        return {**collect(sessions, ids, seconds, runtime, n_examples),
+        return {**collect(sessions, ids, seconds, runtime, jobs),
                 **stage_seconds(sessions, ids, settings.chunk_size)}
 
 
@@ -107,7 +122,7 @@ def stage_seconds(sessions, ids, chunk_size: int) -> dict:
             "plan_tokens_per_forward": round(plan_tokens / plan_forwards, 3) if plan_forwards else 0.0}
 
 
-def collect(sessions, ids, seconds, runtime, n_examples: int) -> dict:
+def collect(sessions, ids, seconds, runtime, jobs: list[Job]) -> dict:
     from sqlalchemy import select
 
     from pipeline.storage.models import Attempt, Item
@@ -121,8 +136,13 @@ def collect(sessions, ids, seconds, runtime, n_examples: int) -> dict:
     done = [i for i in items if i.status == "done"]
     first = [by_item[i.id][0] for i in items if i.id in by_item]
     fallback = [i for i in items if len(by_item.get(i.id, [])) > 1]
-    mbpp = [i for i in items if i.line_no > n_examples]  # MBPP jobs come after the examples
+    job_of = {i.id: jobs[i.line_no - 1] for i in items}  # line numbers count from 1
+    mbpp = [i for i in items if job_of[i.id].group == "mbpp"]
     mbpp_pass = [i for i in mbpp if _sandbox_passed(by_item.get(i.id, []))]
+    hidden = [i for i in items if job_of[i.id].group == "hidden"]
+    # pass@1 as the user sees it: the delivered output (a failed item delivers nothing)
+    hidden_passed = [i for i in hidden if i.status == "done" and hidden_pass(i.output or "", job_of[i.id].task)]
+    kinds = sorted({i.kind for i in items})
     tokens = sum(a.generated_tokens for a in attempts)
     forwards = sum(a.forward_passes for a in attempts)
     return {
@@ -131,7 +151,10 @@ def collect(sessions, ids, seconds, runtime, n_examples: int) -> dict:
         "first_pass_rate": round(sum(a.passed for a in first) / max(1, len(first)), 3),
         "final_pass_rate": round(len(done) / max(1, len(items)), 3),
         "fallback_rate": round(len(fallback) / max(1, len(items)), 3),
+        "pass_rate_by_kind": {k: round(sum(i.status == "done" for i in items if i.kind == k)
+                                       / max(1, sum(i.kind == k for i in items)), 3) for k in kinds},
         "mbpp_pass_rate": round(len(mbpp_pass) / max(1, len(mbpp)), 3), "mbpp_items": len(mbpp),
+        "hidden_test_pass_rate": round(len(hidden_passed) / max(1, len(hidden)), 3), "hidden_items": len(hidden),
         "rescued_by_retries": sum(1 for a in attempts if a.passed and (a.timings or {}).get("retry_passed_version")),
         "tokens_per_forward": round(tokens / max(1, forwards), 3),
         "gen_ppl": round(gen_ppl(runtime.planner, [i.output or "" for i in items]), 2),
@@ -194,15 +217,18 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     modes = list(results)
-    axes[0].bar(modes, [results[m]["validated_items_per_hour"] for m in modes], color=["#888", "#2a7"])
+    colors = {"plain": "#bbb", "ar": "#888", "hybrid": "#2a7"}
+    axes[0].bar(modes, [results[m]["validated_items_per_hour"] for m in modes], color=[colors.get(m, "#46c") for m in modes])
     axes[0].set_title("validated items per hour")
-    metrics = ["first_pass_rate", "final_pass_rate", "fallback_rate", "mbpp_pass_rate"]
-    width = 0.38
+    metrics = ["first_pass_rate", "final_pass_rate", "fallback_rate", "mbpp_pass_rate", "hidden_test_pass_rate"]
+    width = 0.8 / len(modes)
     for k, m in enumerate(modes):
-        axes[1].bar([i + k * width for i in range(len(metrics))], [results[m][x] for x in metrics], width, label=m)
-    axes[1].set_xticks([i + width / 2 for i in range(len(metrics))], [x.replace("_rate", "") for x in metrics])
+        axes[1].bar([i + k * width for i in range(len(metrics))], [results[m][x] for x in metrics], width, label=m,
+                    color=colors.get(m, "#46c"))
+    axes[1].set_xticks([i + width * (len(modes) - 1) / 2 for i in range(len(metrics))],
+                       [x.replace("_rate", "").replace("_test", "") for x in metrics])
     axes[1].set_ylim(0, 1)
     axes[1].legend()
     axes[1].set_title("rates")
@@ -212,43 +238,54 @@ def plot(results: dict, path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="one example per kind and 3 MBPP tasks")
-    ap.add_argument("--mbpp", type=int, default=None, help="number of MBPP tasks (default 12, quick 3)")
+    ap.add_argument("--quick", action="store_true", help="one example per kind, 3 MBPP tasks and 3 hidden-shape tasks")
+    ap.add_argument("--mbpp", type=int, default=None, help="MBPP tasks with their tests given (default 12, quick 3)")
+    ap.add_argument("--hidden", type=int, default=None, help="hidden-test code tasks (default 12, quick 3)")
+    ap.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     ap.add_argument("--png", type=Path, default=REPO / "docs" / "results" / "pipeline.png")
     args = ap.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in MODES for m in modes):
+        ap.error(f"--modes: expected a comma-separated list of {', '.join(MODES)}, got {args.modes!r}")
     from pipeline.settings import Settings
 
     settings = Settings.from_env()
-    jobs, n_examples = build_jobs(args.mbpp if args.mbpp is not None else (3 if args.quick else 12), args.quick)
-    results = {mode: run_mode(mode, jobs, settings, n_examples) for mode in ("ar", "hybrid")}
+    default_n = 3 if args.quick else 12
+    jobs = build_jobs(args.mbpp if args.mbpp is not None else default_n,
+                      args.hidden if args.hidden is not None else default_n, args.quick)
+    results = {mode: run_mode(mode, jobs, settings) for mode in modes}
     print(f"machine: {machine()}; {len(jobs)} jobs per mode")
     keys = ["items", "seconds", "validated_items_per_hour", "first_pass_rate", "final_pass_rate", "fallback_rate",
-            "mbpp_pass_rate", "rescued_by_retries", "tokens_per_forward", "plan_tokens_per_forward", "gen_ppl"]
-    print_table("pipeline: AR vs hybrid on the same jobs", ["metric", "ar", "hybrid"],
-                [(k, results["ar"][k], results["hybrid"][k]) for k in keys])
+            "mbpp_pass_rate", "hidden_test_pass_rate", "rescued_by_retries", "tokens_per_forward",
+            "plan_tokens_per_forward", "gen_ppl"]
+    print_table("pipeline: the modes on the same jobs", ["metric", *modes],
+                [(k, *(results[m][k] for m in modes)) for k in keys])
+    kinds = sorted({k for r in results.values() for k in r["pass_rate_by_kind"]})
+    print_table("final pass rate per kind", ["kind", *modes],
+                [(k, *(results[m]["pass_rate_by_kind"].get(k, 0.0) for m in modes)) for k in kinds])
     stage_names = sorted({k for r in results.values() for k in r["stage_seconds"]})
-    print_table("seconds per stage (a batch stage once per chunk)", ["stage", "ar", "hybrid"],
-                [(k, results["ar"]["stage_seconds"].get(k, 0.0), results["hybrid"]["stage_seconds"].get(k, 0.0))
-                 for k in stage_names])
-    for mode in ("ar", "hybrid"):
+    print_table("seconds per stage (a batch stage once per chunk)", ["stage", *modes],
+                [(k, *(results[m]["stage_seconds"].get(k, 0.0) for m in modes)) for k in stage_names])
+    for mode in modes:
         print_table(f"{mode} attempts: what failed", ["job", "path", "passed", "retry passed", "failed validators"],
                     results[mode]["attempts"])
     args.png.parent.mkdir(parents=True, exist_ok=True)
     plot(results, args.png)
     print(f"plot: {args.png}")
-    emit_json({
-        "ar_items_per_hour": results["ar"]["validated_items_per_hour"],
-        "hybrid_items_per_hour": results["hybrid"]["validated_items_per_hour"],
-        "hybrid_first_pass_rate": results["hybrid"]["first_pass_rate"],
-        "hybrid_final_pass_rate": results["hybrid"]["final_pass_rate"],
-        "ar_pass_rate": results["ar"]["final_pass_rate"],
-        "mbpp_pass_rate_hybrid": results["hybrid"]["mbpp_pass_rate"],
-        "mbpp_pass_rate_ar": results["ar"]["mbpp_pass_rate"],
-        "gen_ppl_ar": results["ar"]["gen_ppl"], "gen_ppl_hybrid": results["hybrid"]["gen_ppl"],
-        "plan_tokens_per_forward": {m: r["plan_tokens_per_forward"] for m, r in results.items()},
-        "stage_seconds": {m: r["stage_seconds"] for m, r in results.items()},
-        "quick": args.quick,
-    })
+    summary = {"modes": modes, "quick": args.quick, "jobs": len(jobs)}
+    for m in modes:
+        r = results[m]
+        summary |= {f"{m}_items_per_hour": r["validated_items_per_hour"], f"{m}_pass_rate": r["final_pass_rate"],
+                    f"{m}_first_pass_rate": r["first_pass_rate"], f"mbpp_pass_rate_{m}": r["mbpp_pass_rate"],
+                    f"hidden_test_pass_rate_{m}": r["hidden_test_pass_rate"], f"gen_ppl_{m}": r["gen_ppl"],
+                    f"pass_rate_by_kind_{m}": r["pass_rate_by_kind"], f"tokens_per_forward_{m}": r["tokens_per_forward"]}
+    for a, b in (("hybrid", "plain"), ("hybrid", "ar")):
+        if a in results and b in results and results[b]["validated_items_per_hour"]:
+            summary[f"{a}_vs_{b}_items_per_hour"] = round(results[a]["validated_items_per_hour"]
+                                                          / results[b]["validated_items_per_hour"], 3)
+    summary |= {"plan_tokens_per_forward": {m: r["plan_tokens_per_forward"] for m, r in results.items()},
+                "stage_seconds": {m: r["stage_seconds"] for m, r in results.items()}}
+    emit_json(summary)
 
 
 if __name__ == "__main__":

@@ -145,15 +145,18 @@ class RegexConstraint:
 
     def _mask_into(self, guide, logits_row: torch.Tensor) -> None:
         """logits_row (V,): what the guide does not allow now -> -inf (in place)."""
-        from outlines_core.kernels.torch import apply_token_bitmask_inplace, fill_next_token_bitmask
+        from outlines_core.kernels.torch import fill_next_token_bitmask
 
         if guide.is_finished():  # the regex is complete: only EOS may follow
             logits_row.fill_(float("-inf"))
             logits_row[self.eos] = 0.0
             return
-        mask = self._allocate(logits_row.shape[-1])
+        mask = self._allocate(logits_row.shape[-1])  # (1, ceil(V / 32)) int32, bit i of word w: token 32 w + i
         fill_next_token_bitmask(guide, mask)
-        apply_token_bitmask_inplace(logits_row[None], mask)
+        # outlines' own apply_token_bitmask_inplace is torch.compile'd: it compiled again for every new
+        # logits view (0.7-0.9 s a forward on the planner's steps), so the bits are unpacked here
+        allowed = ((mask[0, :, None] >> _BIT_SHIFTS) & 1).bool().reshape(-1)[:logits_row.shape[-1]]  # (V,)
+        logits_row.masked_fill_(~allowed, float("-inf"))
 
     def restrict(self, rows: list[int], outs: list[list[int]], drafts: list[list[int]],
                  logits: torch.Tensor) -> torch.Tensor:
@@ -215,6 +218,8 @@ class RegexConstraint:
             self._mask_into(guide, logits[b])
         return logits
 
+
+_BIT_SHIFTS = torch.arange(32, dtype=torch.int32)
 
 MAX_DRAFTS = 16
 """Most tokens a step may verify past the last chosen one (the guides can roll back this far)."""

@@ -57,3 +57,13 @@ def check_confidence(logits, temperature) -> None:
         raise KernelInputError("confidence: empty vocabulary")
     if not temperature > 0:
         raise KernelInputError(f"confidence: temperature must be > 0, got {temperature}")
+
+
+def check_masked_attention(q, k, v, mask) -> None:
+    """q (R, Hq, Tq, D), k/v (R, Hkv, S, D) with Hq a multiple of Hkv, mask (R, 1, Tq, S) or None."""
+    if (q.dim() != 4 or k.dim() != 4 or k.shape != v.shape or k.shape[0] != q.shape[0]
+            or k.shape[3] != q.shape[3] or q.shape[1] % k.shape[1]):
+        raise KernelInputError(f"masked_attention: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)} do not fit")
+    want = (q.shape[0], 1, q.shape[2], k.shape[2])
+    if mask is not None and tuple(mask.shape) != want:
+        raise KernelInputError(f"masked_attention: mask {tuple(mask.shape)} should be {want}")

@@ -13,11 +13,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kernels.checks import check_masked_attention
+
 
 def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, *,
                      scale: float | None = None) -> torch.Tensor:
-    if q.dim() != 4 or k.shape != v.shape or k.shape[0] != q.shape[0] or q.shape[1] % k.shape[1]:
-        raise ValueError(f"masked_attention: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)} do not fit")
-    if mask is not None and mask.shape != (q.shape[0], 1, q.shape[2], k.shape[2]):
-        raise ValueError(f"masked_attention: mask {tuple(mask.shape)} should be {(q.shape[0], 1, q.shape[2], k.shape[2])}")
+    check_masked_attention(q, k, v, mask)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=q.shape[1] != k.shape[1])

@@ -23,7 +23,7 @@ _IMPLS: dict[str, dict[str, str]] = {
         "torch": "kernels.block_attention_torch:block_attention",
         "triton": "kernels.block_attention_triton:block_attention",
     },
-    "masked_attention": {  # no Triton version yet: the registry falls back to the reference
+    "masked_attention": {  # the row cache's forward: an explicit mask over its preallocated buffer
         "torch": "kernels.masked_attention_torch:masked_attention",
         "triton": "kernels.masked_attention_triton:masked_attention",
     },

@@ -148,7 +148,8 @@ def to_attempt(job: ItemJob, path: str, drafted: Drafted, runtime: Runtime, star
 
 def run_planned(jobs: Sequence[ItemJob], runtime: Runtime, *, decoder: str, path: str) -> dict[int, AttemptRecord]:
     started = utcnow()
-    plans = make_plans(jobs, runtime.planner, seed=runtime.settings.seed)
+    plans = make_plans(jobs, runtime.planner, seed=runtime.settings.seed, lookup=runtime.lookup,
+                       width=runtime.lookup_width)
     drafted = run_spans_path(jobs, plans, runtime, decoder=decoder)
     models = {"planner": runtime.planner.name}
     if decoder == "refiner":
@@ -187,7 +188,8 @@ def run_fallback(jobs: Sequence[ItemJob], plans: dict[int, dict | None], runtime
         missing = [j for j in span_jobs if not get_kind(j.kind).check_plan(j.input, plans[j.item_id] or {}) == []
                    or plans.get(j.item_id) is None]
         if missing:
-            plan_results.update(make_plans(missing, lm, seed=runtime.settings.seed + 7))
+            plan_results.update(make_plans(missing, lm, seed=runtime.settings.seed + 7, lookup=runtime.lookup,
+                                           width=runtime.lookup_width))
         drafted = run_spans_path(span_jobs, plan_results, runtime, decoder="ar", temperature=FALLBACK_TEMPERATURE)
         for j in span_jobs:
             out[j.item_id] = to_attempt(j, "ar_fallback", drafted[j.item_id], runtime, started, {"ar": lm.name},

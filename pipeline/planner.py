@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from generators.decoding.ar import ARConfig, generate_ar
+from generators.decoding.lookup import PromptLookup
+from generators.decoding.widths import WidthPolicy
 from generators.constrained import RegexConstraint, regex_index, schema_regex
 from generators.loading import LoadedModel
 from generators.prompts import chat_ids
@@ -56,7 +58,10 @@ class PlanResult:
         return self.plan is not None and not self.problems
 
 
-def make_plans(jobs: Sequence[ItemJob], lm: LoadedModel, *, seed: int = 0) -> dict[int, PlanResult]:
+def make_plans(jobs: Sequence[ItemJob], lm: LoadedModel, *, seed: int = 0, lookup: PromptLookup | None = None,
+               width: WidthPolicy | None = None) -> dict[int, PlanResult]:
+    """Plan every job (a plan the job holds whole is taken as it is). `lookup` and `width`: prompt-lookup
+    drafts and how many a step carries (they change the plan's speed, never the plan)."""
     results = {j.item_id: PlanResult() for j in jobs}
     todo = []
     for job in jobs:  # a plan the job already holds whole (a code prompt's own signature) is not decoded
@@ -69,7 +74,7 @@ def make_plans(jobs: Sequence[ItemJob], lm: LoadedModel, *, seed: int = 0) -> di
     for round_no, temperature in enumerate((0.0, REPLAN_TEMPERATURE), start=1):
         if not todo:
             break
-        _plan_round(todo, lm, results, temperature, seed + round_no)
+        _plan_round(todo, lm, results, temperature, seed + round_no, lookup, width)
         todo = [j for j in todo if not results[j.item_id].ok]
         if todo and round_no == 1:
             log.info("re-planning %d item(s) with sampling: %s", len(todo),
@@ -100,7 +105,7 @@ def plan_regex(request) -> str:
 
 
 def _plan_round(jobs: Sequence[ItemJob], lm: LoadedModel, results: dict[int, PlanResult], temperature: float,
-                seed: int) -> None:
+                seed: int, lookup: PromptLookup | None, width: WidthPolicy | None) -> None:
     t0 = time.perf_counter()
     tok = lm.tokenizer
     kinds = [get_kind(j.kind) for j in jobs]
@@ -112,6 +117,7 @@ def _plan_round(jobs: Sequence[ItemJob], lm: LoadedModel, results: dict[int, Pla
         lm.engine, prompts, eos_token_ids=lm.eos_token_ids, pad_token_id=lm.pad_token_id,
         config=ARConfig(temperature=temperature), seeds=[seed * 100003 + j.item_id for j in jobs],
         max_new_tokens=[int(r.max_new_tokens * scale) for r in requests], constraint=constraint,
+        lookup=lookup, width=width,
     )
     seconds = time.perf_counter() - t0
     for job, kind, req, row in zip(jobs, kinds, requests, rows):

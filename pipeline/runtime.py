@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from generators.decoding.widths import cost_width
+from generators.decoding.lookup import PromptLookup
+from generators.decoding.widths import WidthPolicy, cost_width
 from generators.decoding.proposals import DecodeConfig
 from generators.decoding.commit_rules import Strategy
 from generators.loading import LoadedModel, load_model
@@ -65,7 +66,9 @@ class Runtime:
                                 "written by the engine's AR step with the drafts it has; set HYBRIDGEN_REFINER_FAMILY "
                                 "and HYBRIDGEN_REFINER_ADAPTER to use one", self.planner.name,
                                 self.settings.refiner_family)
-                self._refiner.width = cost_width(engine_cost_table(self.settings, self.planner), DRAFT_ACCEPT_RATE)
+                self._refiner.lookup = self.lookup
+                self._refiner.width = (self.lookup_width if self._refiner.family is None  # no blocks: lookup drafts only
+                                       else cost_width(engine_cost_table(self.settings, self.planner), DRAFT_ACCEPT_RATE))
             return self._refiner
 
     @property
@@ -86,6 +89,17 @@ class Runtime:
                     self._guidance = guidance.models.Transformers(lm.model, lm.tokenizer, echo=False)
             return self._guidance
 
+    @property
+    def lookup(self) -> PromptLookup | None:
+        """Prompt-lookup drafts for the planner and the refiner (None: HYBRIDGEN_LOOKUP_DRAFTS=0)."""
+        most = self.settings.lookup_drafts
+        return PromptLookup(most=most) if most else None
+
+    @property
+    def lookup_width(self) -> WidthPolicy:
+        """How many prompt-lookup drafts a step without adapter blocks carries: the cost table's choice."""
+        return cost_width(engine_cost_table(self.settings, self.planner), LOOKUP_ACCEPT_RATE)
+
     def refine_settings(self, kind: str) -> RefineSettings:
         """How the refiner writes this kind's spans (decoder, block sizes, threshold, no-repeat rule)."""
         return refine_settings(self.settings, kind, cuda=self.planner.device.type == "cuda")
@@ -95,6 +109,11 @@ DRAFT_ACCEPT_RATE = 0.35
 """Expected share of adapter drafts the model accepts, for the width choice: measured, the shipped
 adapter yields 1.455 tokens per forward at 2 drafts on the benchmark prompts in bf16
 (benchmarks/engine.py), and 1 + a + a^2 = 1.455 gives a = 0.35."""
+
+
+LOOKUP_ACCEPT_RATE = 0.5
+"""Expected share of prompt-lookup drafts accepted, for the width choice (a found n-gram's
+continuation is right more often than the adapter's guess; see docs/benchmarks.md)."""
 
 
 def engine_cost_table(settings: Settings, planner: LoadedModel):

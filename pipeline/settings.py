@@ -101,6 +101,12 @@ class Settings:
     hybrid_kinds: str = setting(
         "article,product,code", "Kinds that use the hybrid path in hybrid mode; others go straight to AR."
     )
+    lookup_drafts: int = setting(
+        8, "Planner and refiner: most prompt-lookup drafts per step (0: off). Where a row's last tokens occurred "
+           "before in its prompt or output, the tokens that followed are drafted and verified (a plan or record "
+           "restates the attributes, code its prompt's names); they change how many tokens a forward yields, never "
+           "which."
+    )
     refiner_adapter: str = setting(
         "default", "Refiner LoRA: default (shipped in generators/weights), none (base weights), or a folder path."
     )
@@ -274,6 +280,8 @@ class Settings:
         if self.refiner_forward_budget < 0:
             raise SettingsError(f"HYBRIDGEN_REFINER_FORWARD_BUDGET={self.refiner_forward_budget} must be >= 0 "
                                 "(0: auto)")
+        if not 0 <= self.lookup_drafts <= 16:
+            raise SettingsError(f"HYBRIDGEN_LOOKUP_DRAFTS={self.lookup_drafts} must be from 0 (off) to 16")
         if not 0 <= self.refiner_drafts <= 16:
             raise SettingsError(f"HYBRIDGEN_REFINER_DRAFTS={self.refiner_drafts} must be from 0 (the threshold "
                                 "decoder) to 16")

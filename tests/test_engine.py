@@ -11,7 +11,8 @@ import torch
 from generators.decoding.ar import ARConfig, generate_ar
 from generators.adapter_io import lora_factors_of
 from generators.constrained import RegexConstraint, regex_index, schema_regex
-from generators.decoding.engine import step_tokens
+from generators.decoding.engine import TREE, step_tokens
+from generators.decoding.lookup import LookupIndex, PromptLookup
 from generators.decoding.linear import PreparedLinear, onednn_bf16_available, reference
 from generators.decoding.reference_ar import generate_ar_reference
 from generators.decoding.row_cache import RowKVCache
@@ -132,9 +133,9 @@ def test_sampled_constrained_decode_is_seeded_and_keeps_the_grammar(smollm2_voca
 def test_cost_table_picks_wide_steps_only_where_they_pay():
     flat = CostTable({(1, 1): 30.0, (1, 16): 32.0, (8, 1): 40.0, (8, 16): 60.0, (32, 16): 400.0})
     steep = CostTable({(1, 1): 30.0, (1, 16): 120.0, (8, 1): 40.0, (8, 16): 400.0})
-    assert flat.best_drafts(1, 3, tree=True, accept_rate=0.6) == 3  # 16 tokens for ~1x: draft all
-    assert steep.best_drafts(8, 3, tree=True, accept_rate=0.6) == 0  # 10x the cost for < 2.5x the tokens
-    assert flat.best_drafts(1, 3, tree=True, accept_rate=0.0) == 0  # drafts never accepted: never worth it
+    assert flat.best_drafts(1, 3, TREE, accept_rate=0.6) == 3  # 16 tokens for ~1x: draft all
+    assert steep.best_drafts(8, 3, TREE, accept_rate=0.6) == 0  # 10x the cost for < 2.5x the tokens
+    assert flat.best_drafts(1, 3, TREE, accept_rate=0.0) == 0  # drafts never accepted: never worth it
     assert flat.cost(2, 4) == flat.ms[(8, 16)]  # the nearest measured point at or above
     assert flat.cost(64, 16) == pytest.approx(800.0)  # beyond the table: scaled by tokens
 
@@ -143,11 +144,11 @@ def test_cost_table_is_measured_once_and_cached(tmp_path):
     bm = PackedBlockModel(tiny_model("tiny-llama"))
     table = CostTable.calibrate(bm, batches=(1, 2), tokens=(1, 4), prefix=8, repeats=1, key="tiny")
     assert set(table.ms) == {(1, 1), (1, 4), (2, 1), (2, 4)} and all(v > 0 for v in table.ms.values())
-    assert CostTable.from_json(table.to_json()).ms == pytest.approx(table.ms, rel=1e-3)
+    assert CostTable.from_json(table.to_json()).ms == pytest.approx(table.ms, abs=1e-3)  # saved to 3 decimals of a ms
     saved = cached_cost_table(bm, tmp_path, "tiny llama/fp32")
     assert len(list(tmp_path.iterdir())) == 1
     again = cached_cost_table(bm, tmp_path, "tiny llama/fp32")
-    assert again.ms == pytest.approx(saved.ms, rel=1e-3) and again.measured_s == pytest.approx(saved.measured_s)
+    assert again.ms == pytest.approx(saved.ms, abs=1e-3) and again.measured_s == pytest.approx(saved.measured_s)
 
 
 def test_a_disturbed_calibration_point_never_makes_a_wider_step_look_cheaper():
@@ -157,9 +158,9 @@ def test_a_disturbed_calibration_point_never_makes_a_wider_step_look_cheaper():
 
 def test_budget_width_fits_the_step_in_the_budget():
     width = budget_width(9)
-    assert width(1, 2, True) == 2 and step_tokens(2, True) == 9
-    assert width(2, 2, True) == 1 and width(5, 2, True) == 0
-    assert budget_width(None)(100, 3, True) == 3
+    assert width(1, 2, TREE) == 2 and step_tokens(2, TREE) == 9
+    assert width(2, 2, TREE) == 1 and width(5, 2, TREE) == 0
+    assert budget_width(None)(100, 3, TREE) == 3
 
 
 # -- the row cache's mask --------------------------------------------------------------------------------
@@ -207,3 +208,40 @@ def test_engine_on_cuda_equals_the_reference(dtype):
     fast = generate_ar(PackedBlockModel(m), ps, eos_token_ids=[-1], pad_token_id=0, max_new_tokens=caps)
     agree = sum(a.token_ids == b.token_ids for a, b in zip(fast, ref))
     assert agree == len(ps) if dtype == torch.float32 else agree >= len(ps) // 2  # bf16: ties may break either way
+
+
+def test_prompt_lookup_finds_the_latest_earlier_occurrence_never_itself():
+    index = LookupIndex(PromptLookup(most=4, longest_ngram=3, shortest_ngram=2), [[1, 2, 3, 9, 1, 2, 3, 7, 8]])
+    # the prompt ends in 7 8; "7 8" occurred nowhere earlier, so there is nothing to copy
+    assert index.draft(0, [], 4) == []
+    # the output goes on 1 2 3: its latest earlier occurrence (after 9) is followed by 7 8 1 2
+    assert index.draft(0, [1, 2, 3], 4) == [7, 8, 1, 2]
+    assert index.draft(0, [1, 2, 3], 1) == [7]  # the width policy's limit
+    # "3 5" is new, the bigram "9 1" is not: the shorter n-gram is the fallback
+    assert index.draft(0, [1, 2, 3, 5, 9, 1], 2) == [2, 3]
+    with pytest.raises(ValueError, match="rewritten"):
+        index.draft(0, [4], 2)
+    with pytest.raises(ValueError, match="n-gram sizes"):
+        PromptLookup(longest_ngram=1, shortest_ngram=2)
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_prompt_lookup_drafts_change_speed_never_output(model, batch):
+    # long continuations of repetitive prompts: the random tiny models repeat a few n-grams of their
+    # context within 120 tokens, enough for some drafts to be accepted
+    ps = [chat_ids(TOK, (TEXTS[i % len(TEXTS)] + " ") * 6) for i in range(batch)]
+    caps = [120] * batch
+    ref = generate_ar_reference(model, ps, eos_token_ids=[-1], pad_token_id=0, max_new_tokens=caps)
+    plain = generate_ar(model, ps, eos_token_ids=[-1], pad_token_id=0, max_new_tokens=caps)
+    looked = generate_ar(model, ps, eos_token_ids=[-1], pad_token_id=0, max_new_tokens=caps,
+                         lookup=PromptLookup(most=6))
+    assert [r.token_ids for r in looked] == [r.token_ids for r in plain] == [r.token_ids for r in ref]
+    assert sum(r.forward_passes for r in looked) < sum(r.forward_passes for r in plain)
+    # with the adapter's drafts too (the refiner's case), and under a no-drafts width: still the same output
+    both = generate_verified(model, ps, family=get_family("tiny-shifted"), mask_token_id=MASK, eos_token_ids=[-1],
+                             pad_token_id=0, drafts=3, max_new_tokens=caps, lookup=PromptLookup(most=6))
+    assert [r.token_ids for r in both] == [r.token_ids for r in ref]
+    none = generate_ar(model, ps, eos_token_ids=[-1], pad_token_id=0, max_new_tokens=caps,
+                       lookup=PromptLookup(most=6), width=budget_width(1))
+    assert [r.token_ids for r in none] == [r.token_ids for r in ref]
+    assert [r.forward_passes for r in none] == caps

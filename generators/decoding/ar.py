@@ -14,7 +14,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from generators.decoding.engine import Constraint, Sampling, decode
+from generators.decoding.engine import Constraint, Sampling, WidthPolicy, decode
+from generators.decoding.lookup import PromptLookup
+from generators.decoding.widths import budget_width
 from generators.decoding.rows import StopChecker
 from generators.results import RowResult
 
@@ -61,9 +63,12 @@ def generate_ar(
     stop_checker: StopChecker | None = None,
     constraint: Constraint | None = None,
     logits_transform: LogitsTransform | None = None,
+    lookup: PromptLookup | None = None,
+    width: WidthPolicy | None = None,
 ) -> list[RowResult]:
     """Decode a continuation for every prompt. model: a BlockModel (a LoadedModel's `engine`) or an
-    HF causal LM. Returns one RowResult per prompt, in order."""
+    HF causal LM. Returns one RowResult per prompt, in order. `lookup` drafts prompt-lookup copies
+    (verified, so the output is the same), as many per step as `width` allows."""
     if logits_transform is not None:
         if constraint is not None:
             raise ValueError("give a constraint or a logits_transform, not both")
@@ -71,5 +76,6 @@ def generate_ar(
     caps = list(max_new_tokens) if max_new_tokens is not None else [config.max_new_tokens] * len(prompts)
     return decode(model, prompts, eos_token_ids=eos_token_ids, pad_token_id=pad_token_id,
                   sampling=Sampling(config.temperature, config.top_p), max_new_tokens=caps, seeds=seeds,
-                  stop_checker=stop_checker, constraint=constraint)
+                  stop_checker=stop_checker, constraint=constraint, lookup=lookup,
+                  width=width or budget_width(None))
 

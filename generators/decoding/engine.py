@@ -16,12 +16,14 @@ token per row (u = the last chosen token, not yet cached; D = this step's drafts
                                 accepted point gives the next step's drafts. The adapter acts on
                                 these tokens only, so the clean run is the base model's own.
 
-Drafts come from two sources, merged per row:
+Drafts come from three sources, merged per row, first come first served:
 - the grammar (jump-forward): where a constraint admits one continuation (a plan's JSON keys and
   punctuation), its tokens are drafted and verified like any other, so a forced run costs one
   forward instead of one per token, and the plan equals the plain constrained decode;
-- the adapter's draft blocks, for rows the grammar has nothing to say about.
-With neither, D = 0 and a step is a plain AR step (no blocks): `generate_ar` is this loop.
+- prompt lookup (lookup.py): where the row's last tokens occurred before in its prompt or output,
+  the tokens that followed them there (records restate attributes, code restates its prompt);
+- the adapter's draft blocks, for rows neither has anything for.
+With none, D = 0 and a step is a plain AR step (no blocks): `generate_ar` is this loop.
 
 How many drafts a step carries is the width policy's choice (`widths.py`: from the machine's
 measured forward cost table, or a fixed token budget), so a wide step is never slower than AR.
@@ -41,6 +43,7 @@ from typing import Callable, Protocol, Sequence
 
 import torch
 
+from generators.decoding.lookup import LookupIndex, PromptLookup
 from generators.decoding.row_cache import RowKVCache
 from generators.decoding.rows import Rows, StopChecker
 from generators.decoding.model import BlockModel, as_block_model
@@ -89,11 +92,15 @@ class Constraint(Protocol):
         """logits (R, C, V): position j of batch row b follows outs[b] + drafts[b][:j]; disallowed -> -inf."""
 
 
-# (live rows, most drafts per row, whether blocks ride along) -> drafts this step
-WidthPolicy = Callable[[int, int, bool], int]
+TREE, CHAIN, NO_BLOCKS = "tree", "chain", "none"
+"""A step's layout: the adapter's draft blocks at every attach point (tree) or after the run (chain),
+or no blocks (drafts from the grammar or prompt lookup only)."""
+
+# (live rows, most drafts per row, layout) -> drafts this step
+WidthPolicy = Callable[[int, int, str], int]
 
 
-def no_drafts(rows: int, most: int, tree: bool) -> int:
+def no_drafts(rows: int, most: int, layout: str) -> int:
     return 0
 
 
@@ -112,6 +119,7 @@ def decode(
     drafter: AdapterDrafter | None = None,
     most_drafts: int = 0,
     width: WidthPolicy = no_drafts,
+    lookup: PromptLookup | None = None,
 ) -> list[RowResult]:
     """Decode a continuation for every prompt (see the module docstring)."""
     if not prompts:
@@ -123,13 +131,17 @@ def decode(
     rows = Rows(n, caps=max_new_tokens, eos_token_ids=eos_token_ids, stop_checker=stop_checker, seeds=seeds,
                 device=dev)
     D = most_drafts
+    layout = NO_BLOCKS if drafter is None else TREE if drafter.tree else CHAIN
+    index = LookupIndex(lookup, prompts) if lookup is not None else None
+    if index is not None and drafter is None:
+        D = max(D, lookup.most)
     adapt_clean = drafter is not None and not drafter.verify_on_base
     mask_id = drafter.mask_token_id if drafter is not None else pad_token_id
 
     ids, attn = left_pad([list(p) for p in prompts], pad_token_id, dev)  # (R, P)
     P = ids.shape[1]
     kv_start = (P - attn.sum(dim=1)).long()  # (R,)
-    width_most = D + 1 + (D + 1) * D  # the widest step: a clean run of D + 1 and D + 1 blocks of D
+    width_most = D + 1 + (D + 1) * D + GRAMMAR_DRAFTS  # the widest step: a clean run of D + 1 and D + 1 blocks of D
     cache = RowKVCache(shape.n_layers, n, shape.kv_heads, shape.head_dim, P + max(rows.caps) + width_most + 1,
                        kv_start, bm.dtype, dev)
 
@@ -178,14 +190,16 @@ def decode(
             pending, draft, pos0 = (t.index_select(0, keep) for t in (pending, draft, pos0))
             n_draft = [n_draft[i] for i in keep.tolist()]
         r = len(rows)
-        d = width(r, D, drafter is not None and bool(getattr(drafter, "tree", False))) if D else 0
+        d = width(r, D, layout) if D else 0
         drafts = [draft[b, :min(n_draft[b], d)].tolist() for b in range(r)] if d else [[] for _ in range(r)]
-        if constraint is not None:  # the grammar's forced run, where it has one, beats the adapter's guess
-            limit = d if drafter is not None else max(d, GRAMMAR_DRAFTS)
+        if constraint is not None or index is not None:  # a forced run or a copy beats the adapter's guess
+            grammar_limit = d if drafter is not None else max(d, GRAMMAR_DRAFTS)
             for b in range(r):
-                forced = constraint.forced(rows.live[b], rows.out(b), limit)
-                if forced:
-                    drafts[b] = forced
+                found = constraint.forced(rows.live[b], rows.out(b), grammar_limit) if constraint is not None else []
+                if not found and index is not None:
+                    found = index.draft(rows.live[b], rows.out(b), d)
+                if found:
+                    drafts[b] = found
             if drafter is None:
                 d = max(len(ds) for ds in drafts)
         draft_t = torch.full((r, d), mask_id, dtype=torch.long, device=dev)
@@ -296,6 +310,9 @@ def step_span(pending: torch.Tensor, draft: torch.Tensor, n_draft: torch.Tensor,
     return StepSpan(ids, torch.cat([pos_c, pos_b], dim=1), span_mask(c_valid, attach, live, d), attach, live)
 
 
-def step_tokens(d: int, tree: bool) -> int:
-    """Tokens per row in a step with d drafts and adapter blocks: the clean run (1+d) and its blocks."""
-    return (1 + d) + (d + 1 if tree else 1) * d if d else 1
+def step_tokens(d: int, layout: str) -> int:
+    """Tokens per row in a step with d drafts: the clean run (1+d) and, with the adapter, its blocks."""
+    if layout not in (TREE, CHAIN, NO_BLOCKS):
+        raise ValueError(f"unknown step layout {layout!r}; expected {TREE!r}, {CHAIN!r} or {NO_BLOCKS!r}")
+    blocks = {TREE: d + 1, CHAIN: 1, NO_BLOCKS: 0}[layout]
+    return (1 + d) + blocks * d

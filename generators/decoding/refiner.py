@@ -19,6 +19,7 @@ from generators.adapter_io import apply_adapter, lora_factors
 from generators.decoding.ar import ARConfig, generate_ar
 from generators.decoding.widths import WidthPolicy
 from generators.decoding.families import DiffusionFamily, get_family
+from generators.decoding.lookup import PromptLookup
 from generators.decoding.block_decoder import StopChecker, generate_diffusion
 from generators.decoding.model import BlockModel, ModuleBlockModel, PackedBlockModel
 from generators.decoding.proposals import DecodeConfig
@@ -42,6 +43,8 @@ class Refiner:
     pad_token_id: int
     width: WidthPolicy | None = None
     """Drafts per step when the strategy sets no forward budget (the runtime's cost-table policy)."""
+    lookup: PromptLookup | None = None
+    """Prompt-lookup drafts beside the adapter's (or alone, without one); None: off."""
 
     def generate(self, prompts: Sequence[Sequence[int]], *, config: DecodeConfig, strategy: Strategy,
                  seeds: Sequence[int] | None = None, max_new_tokens: Sequence[int] | None = None,
@@ -50,7 +53,8 @@ class Refiner:
             return generate_ar(self.block_model, prompts, eos_token_ids=self.eos_token_ids if eos_token_ids is None
                                else eos_token_ids, pad_token_id=self.pad_token_id,
                                config=ARConfig(config.max_new_tokens, config.temperature, config.top_p), seeds=seeds,
-                               max_new_tokens=max_new_tokens, stop_checker=stop_checker)
+                               max_new_tokens=max_new_tokens, stop_checker=stop_checker, lookup=self.lookup,
+                               width=self.width)
         common = dict(family=self.family, mask_token_id=self.mask_token_id,
                       eos_token_ids=self.eos_token_ids if eos_token_ids is None else eos_token_ids,
                       pad_token_id=self.pad_token_id, config=config, seeds=seeds, max_new_tokens=max_new_tokens,
@@ -59,7 +63,7 @@ class Refiner:
             width = self.width if strategy.forward_budget is None else None
             return generate_verified(self.block_model, prompts, drafts=strategy.drafts, tree=strategy.draft_tree,
                                      verify_on_base=strategy.verify_on_base, forward_budget=strategy.forward_budget,
-                                     width=width, **common)
+                                     width=width, lookup=self.lookup, **common)
         return generate_diffusion(self.block_model, prompts, strategy=strategy, **common)
 
 

@@ -54,16 +54,12 @@ from generators.decoding.engine import AdapterDrafter, Sampling, decode, span_ma
 from generators.decoding.rows import StopChecker
 from generators.decoding.widths import WidthPolicy, budget_width
 from generators.decoding.families import DiffusionFamily
+from generators.decoding.lookup import PromptLookup
 from generators.decoding.model import BlockModel
 from generators.decoding.proposals import DecodeConfig
 from generators.results import RowResult
 
-__all__ = ["generate_verified", "span_mask", "step_tokens", "drafts_within"]
-
-
-def drafts_within(budget: int | None, rows: int, most: int, tree: bool) -> int:
-    """The most drafts per row (<= most) whose forward holds at most `budget` tokens (None: no limit)."""
-    return budget_width(budget)(rows, most, tree)
+__all__ = ["generate_verified", "span_mask", "step_tokens"]
 
 
 def generate_verified(
@@ -83,9 +79,11 @@ def generate_verified(
     seeds: Sequence[int] | None = None,
     max_new_tokens: Sequence[int] | None = None,
     stop_checker: StopChecker | None = None,
+    lookup: PromptLookup | None = None,
 ) -> list[RowResult]:
     """Decode a continuation for every prompt; one RowResult per prompt, in order. `width` (a cost
-    table's policy) replaces `forward_budget` when given."""
+    table's policy) replaces `forward_budget` when given; `lookup` adds prompt-lookup drafts, which
+    take a row's step where they find a match (engine.py)."""
     if not family.shift:
         raise ValueError(f"draft-and-verify needs a shifted family (AR-style logits); {family.name!r} is not")
     if drafts < 1:
@@ -97,4 +95,4 @@ def generate_verified(
                   sampling=Sampling(config.temperature, config.top_p, config.no_repeat_ngram), max_new_tokens=caps,
                   seeds=seeds, stop_checker=stop_checker,
                   drafter=AdapterDrafter(mask_token_id, tree=tree, verify_on_base=verify_on_base),
-                  most_drafts=drafts, width=width or budget_width(forward_budget))
+                  most_drafts=drafts, width=width or budget_width(forward_budget), lookup=lookup)

@@ -1,8 +1,8 @@
 """How many drafts a step carries: a fixed token budget, or the machine's measured forward costs.
 
-    WidthPolicy(rows, most, tree) -> drafts per row this step (0 .. most; 0 is a plain AR step)
+    WidthPolicy(rows, most, layout) -> drafts per row this step (0 .. most; 0 is a plain AR step)
 
-A step with d drafts per row holds `step_tokens(d, tree)` tokens per row, and yields 1 + a tokens
+A step with d drafts per row holds `step_tokens(d, layout)` tokens per row, and yields 1 + a tokens
 per row (a = drafts accepted). Drafting pays when the expected yield per millisecond beats AR's one
 token per one-token forward. How much a wider forward costs is a property of the machine and the
 dtype (on a 2-core Sapphire Rapids in bf16, 16 tokens cost about 1.25x one; in fp32 about 2x; on a
@@ -23,10 +23,10 @@ from generators.decoding.engine import WidthPolicy, step_tokens
 
 def budget_width(budget: int | None) -> WidthPolicy:
     """The most drafts (<= most) whose forward holds at most `budget` tokens across the batch (None: no limit)."""
-    def width(rows: int, most: int, tree: bool) -> int:
+    def width(rows: int, most: int, layout: str) -> int:
         if budget is None:
             return most
-        return next((d for d in range(most, 0, -1) if rows * step_tokens(d, tree) <= budget), 0)
+        return next((d for d in range(most, 0, -1) if rows * step_tokens(d, layout) <= budget), 0)
     return width
 
 
@@ -53,11 +53,11 @@ class CostTable:
         (b, t), ms = max(self.ms.items(), key=lambda kv: kv[0][0] * kv[0][1])
         return ms * (rows * tokens) / (b * t)
 
-    def best_drafts(self, rows: int, most: int, tree: bool, accept_rate: float) -> int:
+    def best_drafts(self, rows: int, most: int, layout: str, accept_rate: float) -> int:
         """The draft count (0 .. most) with the highest expected tokens per ms: a step with d drafts
         yields 1 + α + .. + α^d tokens per row when each draft is accepted with probability α."""
         def rate(d: int) -> float:
-            return rows * sum(accept_rate ** i for i in range(d + 1)) / self.cost(rows, step_tokens(d, tree))
+            return rows * sum(accept_rate ** i for i in range(d + 1)) / self.cost(rows, step_tokens(d, layout))
         return max(range(most + 1), key=lambda d: (rate(d), -d))
 
     def to_json(self) -> str:
@@ -110,8 +110,8 @@ def monotone(ms: dict[tuple[int, int], float]) -> dict[tuple[int, int], float]:
 
 def cost_width(table: CostTable, accept_rate: float) -> WidthPolicy:
     """Drafts per step from the cost table, at an expected per-draft acceptance rate."""
-    def width(rows: int, most: int, tree: bool) -> int:
-        return table.best_drafts(rows, most, tree, accept_rate)
+    def width(rows: int, most: int, layout: str) -> int:
+        return table.best_drafts(rows, most, layout, accept_rate)
     return width
 
 
