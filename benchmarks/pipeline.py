@@ -83,7 +83,7 @@ def run_mode(mode: str, jobs: list[Job], base_settings) -> dict:
                 **stage_seconds(sessions, ids, settings.chunk_size)}
 
 
-BATCH_STAGES = ("plan", "refiner", "ar", "retry")
+BATCH_STAGES = ("plan", "refiner", "ar", "retry", "program")
 """Attempt timings measured per batch call (every item of a chunk carries its chunk's value)."""
 ITEM_STAGES = ("validate", "retry_validate")
 """Attempt timings measured per item."""

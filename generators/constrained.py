@@ -207,17 +207,6 @@ class RegexConstraint:
         top = strings[longest]
         return longest if all(top.startswith(strings[t]) for t in allowed) else None
 
-    def __call__(self, rows: list[int], generated: list[list[int]], logits: torch.Tensor) -> torch.Tensor:
-        """The plain one-position transform (R, V) -> (R, V), for the HF reference decoder."""
-        logits = logits.float().clone()
-        for b, (r, gen) in enumerate(zip(rows, generated)):
-            guide = self.guides[r]
-            if guide is None:
-                continue
-            self._sync(r, gen)
-            self._mask_into(guide, logits[b])
-        return logits
-
 
 _BIT_SHIFTS = torch.arange(32, dtype=torch.int32)
 

@@ -28,8 +28,8 @@ from pipeline.submission import chunks, submit_batch
 
 FALLBACK_STAGE = "fallback"
 """The stages of the AR fallback are shown as one: it is the price of a failed first attempt."""
-BATCHED_STAGES = frozenset({"plan", "refiner", "ar", "retry"})
-PER_ITEM_STAGES = frozenset({"validate", "retry_validate", "guidance"})
+BATCHED_STAGES = frozenset({"plan", "refiner", "ar", "retry", "program"})
+PER_ITEM_STAGES = frozenset({"validate", "retry_validate"})
 
 
 def sample_jobs(parsed: ParsedBatch, n: int) -> ParsedBatch:
@@ -105,7 +105,7 @@ def stage_seconds(attempts: Sequence[Attempt], parts: Sequence[Sequence[int]]) -
 
     A batched stage (the plans, the spans, the retries of a chunk) runs once for all its items, and
     each item's timings hold that whole run's time: a chunk counts its longest once. A per-item stage
-    (validation, a guidance program) counts every item. A stage this module does not know is taken
+    (validation) counts every item. A stage this module does not know is taken
     as batched when all the chunk's items carry the same time, as per-item otherwise.
     """
     chunk_of = {item_id: index for index, part in enumerate(parts) for item_id in part}

@@ -3,7 +3,8 @@
     hybrid       AR plan (outlines) -> block-diffusion spans (refiner) -> assemble -> validate
     ar           AR plan (outlines) -> AR spans -> assemble -> validate          (mode=ar baseline)
     ar_fallback  after a failed hybrid attempt: full AR with constraints (guidance programs for the
-                 product record and the code function; sampled AR spans under the plan for articles)
+                 product record and the code function, decoded on the engine through llguidance;
+                 sampled AR spans under the plan for articles)
     plain        no plan: one plain prompt per item (pipeline/plain.py)
 
 Every path batches all items of a chunk: one planner call, one span call per decoder setting.
@@ -15,7 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from pipeline.fallback import guidance_output, run_guidance
+from pipeline.fallback import program_output, run_programs
 from pipeline.jobs import ItemJob
 from pipeline.kinds import get_kind
 from pipeline.planner import PlanResult, make_plans
@@ -165,24 +166,34 @@ def run_fallback(jobs: Sequence[ItemJob], plans: dict[int, dict | None], runtime
     started = utcnow()
     lm = runtime.planner
     out: dict[int, AttemptRecord] = {}
-    span_jobs = []
+    program_jobs, programs, span_jobs = [], [], []
     for j in jobs:
-        kind = get_kind(j.kind)
-        fb = kind.fallback(j.input, plans.get(j.item_id) or {})
+        fb = get_kind(j.kind).fallback(j.input, plans.get(j.item_id) or {})
         if fb.kind == "guidance":
-            try:
-                result = run_guidance(lm, runtime.guidance_model, fb, seed=runtime.settings.seed * 100003 + j.item_id)
-            except Exception as e:  # noqa: BLE001 - one item's failed program must not sink the chunk
-                log.exception("guidance fallback failed for item %s", j.item_id)
-                drafted = Drafted(None, plans.get(j.item_id), 0, 0, {}, [f"guidance failed: {type(e).__name__}: {e}"])
-            else:
-                drafted = Drafted(guidance_output(kind, result, j.input), plans.get(j.item_id), result.generated_tokens,
-                                  result.generated_tokens, {"guidance": round(result.seconds, 4),
-                                                            "forward_passes_estimated": True}, [])
-            out[j.item_id] = to_attempt(j, "ar_fallback", drafted, runtime, started,
-                                        {"ar": lm.name, "constraints": "guidance"}, [])
+            program_jobs.append(j)
+            programs.append(fb)
         else:
             span_jobs.append(j)
+    if program_jobs:
+        seeds = [runtime.settings.seed * 100003 + j.item_id for j in program_jobs]
+        try:
+            results = run_programs(lm, programs, seeds, lookup=runtime.lookup, width=runtime.lookup_width)
+        except Exception as e:  # noqa: BLE001 - a refused grammar fails its chunk's programs, never the chunk
+            log.exception("fallback programs failed for items %s", [j.item_id for j in program_jobs])
+            results = [e] * len(program_jobs)
+        for j, result in zip(program_jobs, results):
+            if isinstance(result, Exception):
+                drafted = Drafted(None, plans.get(j.item_id), 0, 0, {},
+                                  [f"fallback program failed: {type(result).__name__}: {result}"])
+            elif result.problem is not None:
+                drafted = Drafted(None, plans.get(j.item_id), result.generated_tokens, result.forward_passes,
+                                  {"program": round(result.seconds, 4)}, [f"fallback program: {result.problem}"])
+            else:
+                drafted = Drafted(program_output(get_kind(j.kind), result, j.input), plans.get(j.item_id),
+                                  result.generated_tokens, result.forward_passes, {"program": round(result.seconds, 4)},
+                                  [])
+            out[j.item_id] = to_attempt(j, "ar_fallback", drafted, runtime, started,
+                                        {"ar": lm.name, "constraints": "guidance grammar (llguidance)"}, [])
     if span_jobs:
         plan_results = {j.item_id: PlanResult(plan=plans.get(j.item_id)) for j in span_jobs}
         missing = [j for j in span_jobs if not get_kind(j.kind).check_plan(j.input, plans[j.item_id] or {}) == []
@@ -195,4 +206,3 @@ def run_fallback(jobs: Sequence[ItemJob], plans: dict[int, dict | None], runtime
             out[j.item_id] = to_attempt(j, "ar_fallback", drafted[j.item_id], runtime, started, {"ar": lm.name},
                                         plan_reports(plan_results[j.item_id]) if j in missing else [])
     return out
-

@@ -31,7 +31,6 @@ class Runtime:
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
     _planner: LoadedModel | None = field(default=None, init=False, repr=False)
     _refiner: Any = field(default=None, init=False, repr=False)
-    _guidance: Any = field(default=None, init=False, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
 
     def __post_init__(self):
@@ -70,24 +69,6 @@ class Runtime:
                 self._refiner.width = (self.lookup_width if self._refiner.family is None  # no blocks: lookup drafts only
                                        else cost_width(engine_cost_table(self.settings, self.planner), DRAFT_ACCEPT_RATE))
             return self._refiner
-
-    @property
-    def guidance_model(self):
-        with self._lock:
-            if self._guidance is None:
-                import logging
-                import warnings
-
-                import guidance
-
-                lm = self.planner
-                # guidance cannot parse SmolLM2's chat template and says so at length; hybridgen
-                # formats chat prompts itself (pipeline/fallback.py), so the template is never used.
-                logging.getLogger("guidance.metrics._metrics").setLevel(logging.ERROR)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    self._guidance = guidance.models.Transformers(lm.model, lm.tokenizer, echo=False)
-            return self._guidance
 
     @property
     def lookup(self) -> PromptLookup | None:

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from generators.decoding.ar import ARConfig, generate_ar
+from generators.decoding.ar import ARConfig, generate_ar, one_position
 from generators.adapter_io import lora_factors_of
 from generators.constrained import RegexConstraint, regex_index, schema_regex
 from generators.decoding.engine import TREE, step_tokens
@@ -98,7 +98,7 @@ def test_constrained_engine_equals_the_plain_constrained_decode_and_jumps_forwar
         return RegexConstraint([index] * len(ps), tok.eos_token_id, tokenizer=tok)
 
     ref = generate_ar_reference(lm.model, ps, eos_token_ids=lm.eos_token_ids, pad_token_id=lm.pad_token_id,
-                                max_new_tokens=caps, logits_transform=constraint())
+                                max_new_tokens=caps, logits_transform=one_position(constraint()))
     fast = generate_ar(lm.engine, ps, eos_token_ids=lm.eos_token_ids, pad_token_id=lm.pad_token_id,
                        max_new_tokens=caps, constraint=constraint())
     assert [r.token_ids for r in fast] == [r.token_ids for r in ref]

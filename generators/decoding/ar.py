@@ -41,6 +41,14 @@ class PerPosition:
         return torch.stack(columns, dim=1)
 
 
+def one_position(constraint: Constraint) -> LogitsTransform:
+    """An engine constraint as a plain one-position transform (R, V) -> (R, V): what the slow reference
+    decoder (`reference_ar.generate_ar_reference(logits_transform=...)`) applies at each token."""
+    def transform(rows: list[int], generated: list[list[int]], logits: torch.Tensor) -> torch.Tensor:
+        return constraint.restrict(rows, generated, [[] for _ in rows], logits[:, None])[:, 0]
+    return transform
+
+
 @dataclass(frozen=True)
 class ARConfig:
     max_new_tokens: int = 256

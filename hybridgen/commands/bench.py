@@ -75,7 +75,6 @@ def bench(file: Path, sample: int, modes: list[str], warmup: bool, keep: bool, p
             runtime.planner
             if "hybrid" in modes:  # loaded before the clock starts, as a worker has them loaded
                 runtime.refiner
-                runtime.guidance_model
         except ModelNotInstalledError as e:
             raise click.ClickException(str(e)) from None
     with tempfile.TemporaryDirectory(prefix="hybridgen-bench-") as tmp:
