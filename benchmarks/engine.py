@@ -6,7 +6,9 @@
 Speed: the same prompts, the same number of new tokens (EOS ignored), greedy:
 - HF `generate` with its KV cache (the baseline a user gets from transformers);
 - the engine's AR step (`generate_ar` on the packed weights: prepared linears, one row cache);
-- the engine's draft-and-verify with the adapter, its width from the cost table.
+- the engine's AR step with prompt-lookup drafts (no adapter);
+- the engine's draft-and-verify with the adapter, its width from the cost table, without and with
+  prompt-lookup drafts beside the adapter's.
 Then the cost table itself (forward ms by rows x tokens per row) and, unless skipped, how often
 bf16 greedy output equals fp32's on the benchmark prompts, with gen-PPL under the fp32 model.
 Ends with one JSON line (`engine_ar_tok_s_b{N}`, `hf_tok_s_b{N}`, `dtype`, ...).
@@ -61,7 +63,8 @@ def engine_speed(lm, refiner, settings, *, n_new: int, batches) -> dict:
     from generators.decoding.widths import cost_width
     from generators.decoding.verify import generate_verified
     from generators.prompts import left_pad
-    from pipeline.runtime import engine_cost_table
+    from generators.decoding.lookup import PromptLookup
+    from pipeline.runtime import DRAFT_ACCEPT_RATE, LOOKUP_ACCEPT_RATE, engine_cost_table
 
     table = engine_cost_table(settings, lm)
     print_table(f"cost table: forward ms by rows x tokens per row over a {128}-token cache ({table.key}; measured in "
@@ -80,14 +83,23 @@ def engine_speed(lm, refiner, settings, *, n_new: int, batches) -> dict:
                            max_new_tokens=[n_new] * len(batch))
         return sum(r.generated_tokens for r in rows), sum(r.forward_passes for r in rows)
 
-    def verify(batch):
+    def lookup(batch):
+        rows = generate_ar(lm.engine, batch, eos_token_ids=[-1], pad_token_id=lm.pad_token_id,
+                           max_new_tokens=[n_new] * len(batch), lookup=PromptLookup(most=settings.lookup_drafts or 8),
+                           width=cost_width(table, LOOKUP_ACCEPT_RATE))
+        return sum(r.generated_tokens for r in rows), sum(r.forward_passes for r in rows)
+
+    def verify(batch, with_lookup=False):
         rows = generate_verified(refiner.block_model, batch, family=refiner.family, mask_token_id=refiner.mask_token_id,
                                  eos_token_ids=[-1], pad_token_id=lm.pad_token_id, drafts=settings.refiner_drafts or 2,
-                                 width=cost_width(table, 0.5), max_new_tokens=[n_new] * len(batch))
+                                 width=cost_width(table, DRAFT_ACCEPT_RATE), max_new_tokens=[n_new] * len(batch),
+                                 lookup=PromptLookup(most=settings.lookup_drafts or 8) if with_lookup else None)
         return sum(r.generated_tokens for r in rows), sum(r.forward_passes for r in rows)
 
     decoders = [("HF generate + KV cache (baseline)", "hf", hf), ("engine AR step", "engine_ar", engine_ar),
-                ("engine draft-and-verify (cost table)", "engine_verify", verify)]
+                ("engine AR + prompt lookup (cost table)", "engine_lookup", lookup),
+                ("engine draft-and-verify (cost table)", "engine_verify", verify),
+                ("draft-and-verify + prompt lookup", "engine_verify_lookup", lambda b: verify(b, with_lookup=True))]
     rows, res = [], {}
     for bs in batches:
         batch = _prompts(lm.tokenizer, bs)

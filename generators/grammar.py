@@ -1,10 +1,10 @@
 """A guidance / llguidance grammar as an engine constraint: the fallback's programs decode on the engine.
 
-    GrammarConstraint(grammars, tokenizer)      one Lark grammar (guidance's `ll_grammar()`) per row, or None
+    GrammarConstraint(grammars, tokenizer, eos)  one Lark grammar (guidance's `ll_grammar()`) per row, or None
 
 guidance writes the grammar (literal scaffolding, regex-bounded generations with their own token
-caps); llguidance's LLMatcher walks it token by token. The matcher gives the two things the engine's
-Constraint protocol asks for (decoding/engine.py):
+caps); llguidance's LLMatcher walks it token by token, lazily (a matcher costs about 1 ms to build).
+It gives the two things the engine's Constraint protocol asks for (decoding/engine.py):
 - `restrict`: the allowed-token mask at each verified position; a row's drafts are consumed by a
   copy of its matcher (about 1 us), so a draft the grammar refuses is never kept;
 - `forced`: llguidance's fast-forward tokens (the scaffolding between generations), drafted and

@@ -92,7 +92,9 @@ def repair_plan(job: ItemJob, res: PlanResult) -> None:
     repair = getattr(kind, "repair_plan", None)
     if repair is None:
         return
-    for draft in [*res.drafts, {}]:
+    combine = getattr(kind, "combine_drafts", None)  # e.g. an article's distinct sections from all rounds
+    combined = combine(job.input, res.drafts) if combine is not None and len(res.drafts) > 1 else None
+    for draft in [*res.drafts, *([combined] if combined else []), {}]:
         repaired = repair(job.input, draft)
         if not kind.check_plan(job.input, repaired):
             res.plan, res.problems, res.repaired = repaired, [], True

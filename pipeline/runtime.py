@@ -31,6 +31,7 @@ class Runtime:
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
     _planner: LoadedModel | None = field(default=None, init=False, repr=False)
     _refiner: Any = field(default=None, init=False, repr=False)
+    _cost_table: Any = field(default=None, init=False, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
 
     def __post_init__(self):
@@ -67,7 +68,7 @@ class Runtime:
                                 self.settings.refiner_family)
                 self._refiner.lookup = self.lookup
                 self._refiner.width = (self.lookup_width if self._refiner.family is None  # no blocks: lookup drafts only
-                                       else cost_width(engine_cost_table(self.settings, self.planner), DRAFT_ACCEPT_RATE))
+                                       else cost_width(self.cost_table, DRAFT_ACCEPT_RATE))
             return self._refiner
 
     @property
@@ -79,7 +80,15 @@ class Runtime:
     @property
     def lookup_width(self) -> WidthPolicy:
         """How many prompt-lookup drafts a step without adapter blocks carries: the cost table's choice."""
-        return cost_width(engine_cost_table(self.settings, self.planner), LOOKUP_ACCEPT_RATE)
+        return cost_width(self.cost_table, LOOKUP_ACCEPT_RATE)
+
+    @property
+    def cost_table(self):
+        """The engine's forward cost table (measured once per machine, then read once per process)."""
+        with self._lock:
+            if self._cost_table is None:
+                self._cost_table = engine_cost_table(self.settings, self.planner)
+            return self._cost_table
 
     def refine_settings(self, kind: str) -> RefineSettings:
         """How the refiner writes this kind's spans (decoder, block sizes, threshold, no-repeat rule)."""

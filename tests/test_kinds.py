@@ -287,3 +287,33 @@ def test_prose_spans_cut_by_their_budget_keep_their_complete_sentences():
     assert [t.text for t in batch.texts] == ["Compost feeds soil.", written, written]
     assert all(s.finish_sentences for s in get_kind("article").spans(ARTICLE_IN, {
         "title": "T", "sections": [{"heading": "A", "points": ["x"]}, {"heading": "B", "points": ["y"]}]}))
+
+
+def test_article_plans_that_repeat_headings_are_combined_from_every_round():
+    from pipeline.jobs import ItemJob
+    from pipeline.planner import PlanResult, repair_plan
+
+    job = ItemJob(1, 1, "article", {"topic": "composting", "audience": "gardeners", "sections": 3}, {}, "hybrid")
+    title = "Composting at Home"
+    greedy = {"title": title, "sections": [{"heading": title, "points": ["1. Use a compost bin"]},
+                                          {"heading": "Greens and browns", "points": ["mix them"]},
+                                          {"heading": "Greens and browns", "points": ["keep it moist"]}]}
+    sampled = {"title": "Other", "sections": [{"heading": "Greens and browns", "points": ["again"]},
+                                             {"heading": "Turning the heap", "points": ["weekly"]},
+                                             {"heading": "Turning the heap", "points": ["weekly"]}]}
+    kind = get_kind("article")
+    assert kind.check_plan(job.input, greedy) and kind.check_plan(job.input, sampled)  # both fail alone
+    res = PlanResult(plan=sampled, problems=["duplicate heading"], drafts=[greedy, sampled])
+    repair_plan(job, res)
+    assert res.ok and res.repaired
+    assert res.plan["title"] == title  # the first round's
+    # the title-echoing heading gave way to its own first point (numbering dropped), then the first
+    # distinct headings across the rounds, in order
+    assert [s["heading"] for s in res.plan["sections"]] == ["Use a compost bin", "Greens and browns",
+                                                            "Turning the heap"]
+    assert res.plan["sections"][0]["points"] == ["Use a compost bin"]
+    # nothing distinct enough to combine: the plan stays failed
+    echo = {"title": title, "sections": [{"heading": title, "points": [title]}] * 3}
+    res = PlanResult(plan=echo, problems=["duplicate heading"], drafts=[echo, echo])
+    repair_plan(job, res)
+    assert not res.ok

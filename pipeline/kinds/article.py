@@ -12,6 +12,9 @@ from pipeline.text import clean_paragraphs, strip_chat_artifacts, unfenced
 TITLE = {"type": "string", "minLength": 3, "maxLength": 70}
 POINT = {"type": "string", "minLength": 3, "maxLength": 70}
 HEADING = {"type": "string", "minLength": 3, "maxLength": 50}
+MAX_HEADING_CHARS = HEADING["maxLength"]
+LEADING_NUMBER = re.compile(r"^\s*\d+\s*[.):]\s*")
+"""A point's own numbering ("1. Use a bin"), dropped when the point becomes a heading."""
 
 
 def section_count(job_input: dict[str, Any]) -> int:
@@ -84,6 +87,32 @@ class Article:
         if not title or _norm(title) in {_norm(h) for h in headings}:
             title = job_input["topic"][:1].upper() + job_input["topic"][1:]
         return {"title": title, "sections": sections}
+
+    def combine_drafts(self, job_input: dict[str, Any], drafts: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """One plan from every round's: the first draft's title, and the first sections, across the drafts
+        in order, with distinct headings that are not the title. Where too few are left, a section whose
+        heading repeats one takes its first point that does not, as its heading: the default model often
+        echoes the title as a heading, but its points are short phrases on the section's subject."""
+        if not drafts:
+            return None
+        title = str(drafts[0].get("title", "")).strip()
+        candidates = []  # (position, heading, points) of every section of every draft, in order
+        for draft in drafts:
+            for s in draft.get("sections", []):
+                if isinstance(s, dict):
+                    points = [LEADING_NUMBER.sub("", str(p)).strip() for p in s.get("points") or []]
+                    candidates.append((len(candidates), str(s.get("heading", "")).strip(), [p for p in points if p]))
+        n, seen, chosen = section_count(job_input), {_norm(title)}, {}
+        for from_points in (False, True):  # own headings first, then points as headings
+            for pos, heading, points in candidates:
+                if len(chosen) == n or pos in chosen or not points:
+                    continue
+                name = next((h for h in ([] if not from_points else points) + ([heading] if not from_points else [])
+                             if h and _norm(h) not in seen and len(h) <= MAX_HEADING_CHARS), None)
+                if name is not None:
+                    seen.add(_norm(name))
+                    chosen[pos] = {"heading": name, "points": [p for p in points if p != name] or [name]}
+        return {"title": title, "sections": [chosen[pos] for pos in sorted(chosen)]}
 
     def check_plan(self, job_input: dict[str, Any], plan: dict[str, Any]) -> list[str]:
         problems = []
