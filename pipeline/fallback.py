@@ -95,6 +95,7 @@ def run_programs(lm, fallbacks: Sequence[Fallback], seeds: Sequence[int], *, loo
     from generators.decoding.ar import ARConfig, generate_ar
     from generators.grammar import GrammarConstraint
     from generators.prompts import chat_ids
+    from pipeline.spans import stop_checker
 
     t0 = time.perf_counter()
     tok = lm.tokenizer
@@ -113,14 +114,17 @@ def run_programs(lm, fallbacks: Sequence[Fallback], seeds: Sequence[int], *, loo
             segs = [plans[i][k] for i in rows]
             constraint = GrammarConstraint([segment_grammar(s) for s in segs], tok, eos)
             caps = [_segment_cap(tok, s) for s in segs]
+            # a last segment whose kind says where it is complete stops there (ends), grammar or not
+            ends = [fallbacks[i].ends if k == len(plans[i]) - 1 else None for i in rows]
             results = generate_ar(lm.engine, [prompts[i] + tokens[i] for i in rows], eos_token_ids=lm.eos_token_ids,
                                   pad_token_id=lm.pad_token_id, config=ARConfig(temperature=temperature),
                                   seeds=[seeds[i] * 31 + k for i in rows], max_new_tokens=caps, constraint=constraint,
-                                  lookup=lookup, width=width)
-            for i, row in zip(rows, results):
+                                  lookup=lookup, width=width,
+                                  stop_checker=stop_checker(tok, [()] * len(rows), ends) if any(ends) else None)
+            for i, row, end in zip(rows, results, ends):
                 tokens[i] += row.token_ids
                 forwards[i] += row.forward_passes
-                if row.finish_reason != "eos":
+                if row.finish_reason != "eos" and not (end is not None and row.finish_reason == "stop"):
                     problems[i] = f"segment {k + 1} of the program hit its budget of {caps[rows.index(i)]} tokens"
     seconds = time.perf_counter() - t0
     out = []

@@ -34,37 +34,47 @@ class SpanBatch:
     seconds: float = 0.0
 
 
-def stop_checker(tokenizer, stops: Sequence[Sequence[str]]) -> Callable[[int, list[int]], int | None]:
-    """(row, generated ids) -> number of tokens to keep if a stop string appeared, else None."""
+def stop_checker(tokenizer, stops: Sequence[Sequence[str]],
+                 ends: Sequence[Callable[[str], int | None] | None] | None = None) -> Callable[[int, list[int]], int | None]:
+    """(row, generated ids) -> number of tokens to keep if a stop string appeared (the tokens before
+    it) or the row's `ends` says its text is complete (the tokens up to that point), else None."""
+    ends = ends or [None] * len(stops)
+
+    def done(row: int, text: str) -> bool:
+        return any(s in text for s in stops[row]) or (ends[row] is not None and ends[row](text) is not None)
 
     def check(row: int, ids: list[int]) -> int | None:
-        if not stops[row]:
+        if not stops[row] and ends[row] is None:
             return None
-        text = tokenizer.decode(ids, skip_special_tokens=False)
-        if not any(s in text for s in stops[row]):
+        if not done(row, tokenizer.decode(ids, skip_special_tokens=False)):
             return None
-        # the shortest token prefix whose text contains a stop string; keep what precedes it
+        # the shortest token prefix whose text is done
         for n in range(1, len(ids) + 1):
             piece = tokenizer.decode(ids[:n], skip_special_tokens=False)
             if any(s in piece for s in stops[row]):
-                return n - 1
+                return n - 1  # a stop string is not kept
+            if ends[row] is not None and ends[row](piece) is not None:
+                return n
         return None
 
     return check
 
 
-def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
-    cut = min((text.find(s) for s in stops if s in text), default=-1)
-    return text[:cut] if cut >= 0 else text
+def _cut(text: str, stops: Sequence[str], ends: Callable[[str], int | None] | None) -> str:
+    cuts = [text.find(s) for s in stops if s in text]
+    if ends is not None and ends(text) is not None:
+        cuts.append(ends(text))
+    return text[:min(cuts)] if cuts else text
 
 
 def write_spans(spans: Sequence[Span], *, tokenizer, generate: Callable, seeds: Sequence[int]) -> SpanBatch:
     t0 = time.perf_counter()
     prompts = [chat_ids(tokenizer, s.prompt.user, s.prompt.system, s.prompt.assistant_prefix) for s in spans]
-    rows = generate(prompts, [s.max_new_tokens for s in spans], stop_checker(tokenizer, [s.stop for s in spans]), seeds)
+    checker = stop_checker(tokenizer, [s.stop for s in spans], [s.ends for s in spans])
+    rows = generate(prompts, [s.max_new_tokens for s in spans], checker, seeds)
     out = SpanBatch(seconds=time.perf_counter() - t0)
     for span, ids, row in zip(spans, prompts, rows):
-        text = _cut_at_stop(tokenizer.decode(row.token_ids, skip_special_tokens=False), span.stop)
+        text = _cut(tokenizer.decode(row.token_ids, skip_special_tokens=False), span.stop, span.ends)
         if span.finish_sentences and row.finish_reason == "length":
             text = complete_sentences(text)
         out.texts.append(SpanText(text, len(ids), row.generated_tokens, row.forward_passes, row.finish_reason))

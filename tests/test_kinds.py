@@ -317,3 +317,19 @@ def test_article_plans_that_repeat_headings_are_combined_from_every_round():
     res = PlanResult(plan=echo, problems=["duplicate heading"], drafts=[echo, echo])
     repair_plan(job, res)
     assert not res.ok
+
+
+def test_a_code_body_ends_after_a_return_at_its_own_indentation():
+    from pipeline.spans import stop_checker
+    from generators.tiny import tiny_tokenizer
+
+    [span] = get_kind("code").spans({"prompt": "def add(a, b):\n    \"\"\"Add.\"\"\"", "tests": []},
+                                    {"signature": "def add(a, b):", "steps": []})
+    text = "adds\n    if a is None:\n        return b\n    return a + b\n    add(1, 2)\n    return 0\n"
+    assert text[:span.ends(text)] == "adds\n    if a is None:\n        return b\n    return a + b\n"
+    assert span.ends("adds\n    return (a +\n") is None  # the return is not complete yet
+    tok = tiny_tokenizer()  # bytes: one token per character
+    check = stop_checker(tok, [span.stop], [span.ends])
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids[:check(0, ids)]) == text[:span.ends(text)]  # the tokens up to the return line's end
+    assert check(0, ids[:20]) is None

@@ -16,7 +16,7 @@ and, for `plain` mode (no plan: the baseline),
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,9 @@ class Span:
     stop: tuple[str, ...] = ()
     finish_sentences: bool = False
     """Prose: when the token budget cuts the span, keep only its complete sentences."""
+    ends: Callable[[str], int | None] | None = None
+    """Where the text is complete (the offset to keep up to), or None: a function body ends after a
+    return at its own indentation, because nothing after it runs."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class Fallback:
     prompt: Prompt | None = None
     template: list[tuple[str, Any]] = field(default_factory=list)
     """guidance: ('text', str) literal pieces and ('gen', {name, regex, max_tokens, stop}) pieces."""
+    ends: Callable[[str], int | None] | None = None
+    """Where the program's last generation is complete (an offset into its text), as `Span.ends`."""
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,25 @@ TYPING_NAMES = ("Any", "Callable", "Dict", "Iterable", "Iterator", "List", "Opti
                 "Union")
 
 
+@cache
+def body_ends(indent: str):
+    """A body span's end: just after the first complete `return` line at the body's own indentation,
+    since nothing after it runs (the default model went on writing calls and asserts there, to its
+    token limit). A return spread over several lines ends where its line parses."""
+    line = re.compile(rf"^{re.escape(indent)}return\b[^\n]*\n", re.M)
+
+    def ends(text: str) -> int | None:
+        for m in line.finditer(text):
+            try:
+                compile("def _f():\n" + m.group(0), "<body>", "exec")
+            except SyntaxError:
+                continue
+            return m.end()
+        return None
+
+    return ends
+
+
 def function_body(text: str, indent: str = "    ") -> str:
     """The body's lines up to the first line indented less than the body (the function has ended there)."""
     lines = text.rstrip().splitlines()
@@ -272,7 +291,8 @@ class Code:
         prefix = "```python\n" + self._prefix(job_input, plan) + body_indent(job_input) + "# "
         return [Span(name="body", prompt=Prompt(self._task(job_input), assistant_prefix=prefix),
                      max_new_tokens=self.span_tokens,
-                     stop=("```", "\ndef ", "\nassert ", "\nprint(", "\nif __name__", "\n# Test", "\n#Test", "<|im_start|>"))]
+                     stop=("```", "\ndef ", "\nassert ", "\nprint(", "\nif __name__", "\n# Test", "\n#Test", "<|im_start|>"),
+                     ends=body_ends(body_indent(job_input)))]
 
     def assemble(self, job_input: dict[str, Any], plan: dict[str, Any], texts: list[str]) -> str:
         indent = body_indent(job_input)
@@ -296,14 +316,16 @@ class Code:
                                                         "max_tokens": 40})
             docstring = ("text", "\n" + docstring_block(job_input["prompt"], indent))
             template = [("text", "```python\n"), header, docstring, body]
-        return Fallback("guidance", Prompt(self._task(job_input)), template)
+        return Fallback("guidance", Prompt(self._task(job_input)), template, ends=body_ends(indent))
 
     def finish_fallback(self, values: dict[str, str], job_input: dict[str, Any]) -> str:
         code = user_code(job_input)
         if code is None:
             signature = given_signature(job_input) or values["signature"]
             code = signature + "\n" + docstring_block(job_input["prompt"], body_indent(job_input)).rstrip("\n")
-        return with_imports(code + "\n" + values["body"].rstrip() + "\n")
+        body = values["body"]
+        end = body_ends(body_indent(job_input))(body)  # the program's body runs to its caps; its code ends here
+        return with_imports(code + "\n" + (body[:end] if end is not None else body).rstrip() + "\n")
 
     def plain_span(self, job_input: dict[str, Any], cap: int) -> Span:
         """`plain` mode: the task as a user would ask for it, the whole function in one reply. Its budget
