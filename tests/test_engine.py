@@ -11,7 +11,7 @@ import torch
 from generators.decoding.ar import ARConfig, generate_ar, one_position
 from generators.adapter_io import lora_factors_of
 from generators.constrained import RegexConstraint, regex_index, schema_regex
-from generators.decoding.engine import TREE, step_tokens
+from generators.decoding.engine import NO_BLOCKS, TREE, step_tokens
 from generators.decoding.lookup import LookupIndex, PromptLookup
 from generators.decoding.linear import PreparedLinear, onednn_bf16_available, reference
 from generators.decoding.reference_ar import generate_ar_reference
@@ -245,3 +245,18 @@ def test_prompt_lookup_drafts_change_speed_never_output(model, batch):
                        lookup=PromptLookup(most=6), width=budget_width(1))
     assert [r.token_ids for r in none] == [r.token_ids for r in ref]
     assert [r.forward_passes for r in none] == caps
+
+
+def test_the_cost_width_learns_the_acceptance_rate_per_decode_call():
+    table = CostTable({(1, 1): 10.0, (1, 4): 12.0, (1, 16): 30.0, (8, 1): 20.0, (8, 4): 40.0, (8, 16): 150.0})
+    shared = cost_width(table, 0.5)
+    assert shared(1, 8, NO_BLOCKS) > 0
+    call = shared.fresh()
+    for _ in range(20):
+        call.observe(proposed=8, accepted=0)  # free prose: no copy is ever right
+    assert call.accept_rate < 0.1 and call(1, 8, NO_BLOCKS) == 0
+    assert shared.accept_rate == 0.5 and shared.fresh().accept_rate == 0.5  # other calls start from the prior
+    copying = shared.fresh()
+    for _ in range(20):
+        copying.observe(proposed=8, accepted=8)
+    assert copying(1, 8, NO_BLOCKS) >= shared(1, 8, NO_BLOCKS)

@@ -26,7 +26,9 @@ Drafts come from three sources, merged per row, first come first served:
 With none, D = 0 and a step is a plain AR step (no blocks): `generate_ar` is this loop.
 
 How many drafts a step carries is the width policy's choice (`widths.py`: from the machine's
-measured forward cost table, or a fixed token budget), so a wide step is never slower than AR.
+measured forward cost table and the acceptance rate the policy has seen, or a fixed token budget),
+so a wide step is never slower than AR. Each step tells the policy how many guessed drafts (lookup
+or adapter; not the grammar's forced runs) it verified and kept.
 
 Sampling (temperature > 0) draws g(j) with noise seeded by the row's seed and the output position
 (`sample_by_position`), and accepts a draft only when it equals the draw: an exact sample of the
@@ -132,6 +134,9 @@ def decode(
                 device=dev)
     D = most_drafts
     layout = NO_BLOCKS if drafter is None else TREE if drafter.tree else CHAIN
+    if hasattr(width, "fresh"):  # a policy that learns the acceptance rate, on its own copy (widths.CostWidth)
+        width = width.fresh()
+    observe = getattr(width, "observe", None)
     index = LookupIndex(lookup, prompts) if lookup is not None else None
     if index is not None and drafter is None:
         D = max(D, lookup.most)
@@ -192,15 +197,22 @@ def decode(
         r = len(rows)
         d = width(r, D, layout) if D else 0
         drafts = [draft[b, :min(n_draft[b], d)].tolist() for b in range(r)] if d else [[] for _ in range(r)]
+        forced_rows: set[int] = set()  # rows drafting the grammar's forced run (not a guess: not observed)
         if constraint is not None or index is not None:  # a forced run or a copy beats the adapter's guess
             grammar_limit = d if drafter is not None else max(d, GRAMMAR_DRAFTS)
             for b in range(r):
                 found = constraint.forced(rows.live[b], rows.out(b), grammar_limit) if constraint is not None else []
-                if not found and index is not None:
+                if found:
+                    forced_rows.add(b)
+                elif index is not None:
                     found = index.draft(rows.live[b], rows.out(b), d)
                 if found:
                     drafts[b] = found
             if drafter is None:
+                guesses = [len(ds) for b, ds in enumerate(drafts) if b not in forced_rows]
+                if guesses and hasattr(width, "trim"):  # only the rows that found a copy gain from the width
+                    cut = width.trim(r, guesses)
+                    drafts = [ds if b in forced_rows else ds[:cut] for b, ds in enumerate(drafts)]
                 d = max(len(ds) for ds in drafts)
         draft_t = torch.full((r, d), mask_id, dtype=torch.long, device=dev)
         for b, ds in enumerate(drafts):
@@ -217,6 +229,9 @@ def decode(
         a = match.long().cumprod(dim=-1).sum(dim=-1)  # (R,) drafts accepted
         bonus = g.gather(1, a[:, None])[:, 0]  # (R,)
         accepted, bonus_list = a.tolist(), bonus.tolist()  # the step's one host sync
+        if d and observe is not None:
+            guessed = [b for b in range(r) if b not in forced_rows]
+            observe(sum(len(drafts[b]) for b in guessed), sum(accepted[b] for b in guessed))
         cache.accept([k + 1 for k in accepted])  # u, d1 .. da
         for b in range(r):
             rows.extend(b, drafts[b][:accepted[b]] + [bonus_list[b]])

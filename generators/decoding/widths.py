@@ -108,11 +108,52 @@ def monotone(ms: dict[tuple[int, int], float]) -> dict[tuple[int, int], float]:
     return {(b, t): max(v for (b2, t2), v in ms.items() if b2 <= b and t2 <= t) for (b, t) in ms}
 
 
-def cost_width(table: CostTable, accept_rate: float) -> WidthPolicy:
-    """Drafts per step from the cost table, at an expected per-draft acceptance rate."""
-    def width(rows: int, most: int, layout: str) -> int:
-        return table.best_drafts(rows, most, layout, accept_rate)
-    return width
+class CostWidth:
+    """Drafts per step from the cost table, at the acceptance rate seen so far.
+
+    The rate starts at `accept_rate` (a prior worth `prior_weight` drafts) and moves with what the
+    decode reports (`observe`): prompt-lookup drafts are accepted far more often on a record that
+    restates its attributes than on free prose, so a fixed guess either wastes wide forwards or
+    leaves copies undrafted. Each decode call learns on its own copy (`fresh`), so one call's prose
+    never starves another's copies, and a policy shared between threads is never written."""
+
+    def __init__(self, table: CostTable, accept_rate: float, prior_weight: float = 32.0):
+        if not 0.0 <= accept_rate <= 1.0 or prior_weight <= 0:
+            raise ValueError(f"accept_rate must be in [0, 1] and prior_weight > 0, got {accept_rate}, {prior_weight}")
+        self.table, self.prior, self.prior_weight = table, accept_rate, prior_weight
+        self.proposed = self.accepted = 0
+
+    @property
+    def accept_rate(self) -> float:
+        return (self.accepted + self.prior * self.prior_weight) / (self.proposed + self.prior_weight)
+
+    def __call__(self, rows: int, most: int, layout: str) -> int:
+        return self.table.best_drafts(rows, most, layout, self.accept_rate)
+
+    def trim(self, rows: int, lengths: list[int]) -> int:
+        """Drafts to keep per row in a step without blocks, where only some rows found drafts (their
+        lengths): the d whose expected tokens over all rows per ms is highest (padding rows cost
+        their slots and yield nothing)."""
+        a = self.accept_rate
+
+        def rate(d: int) -> float:
+            gained = sum(sum(a ** i for i in range(1, min(d, n) + 1)) for n in lengths)
+            return (rows + gained) / self.table.cost(rows, 1 + d)
+        return max(range(max(lengths, default=0) + 1), key=lambda d: (rate(d), -d))
+
+    def fresh(self) -> "CostWidth":
+        """This policy with nothing observed yet (one per decode call)."""
+        return CostWidth(self.table, self.prior, self.prior_weight)
+
+    def observe(self, proposed: int, accepted: int) -> None:
+        """A step verified `proposed` drafts and kept `accepted` of them."""
+        self.proposed += proposed
+        self.accepted += accepted
+
+
+def cost_width(table: CostTable, accept_rate: float) -> CostWidth:
+    """Drafts per step from the cost table, starting at an expected per-draft acceptance rate."""
+    return CostWidth(table, accept_rate)
 
 
 def cached_cost_table(model, folder: Path, key: str) -> CostTable:
