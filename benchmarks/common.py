@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -106,3 +107,46 @@ def load_for_bench(args, *, refiner: bool = True):
     settings = dataclasses.replace(settings, **overrides)
     runtime = Runtime(settings)
     return settings, runtime.planner, runtime.refiner if refiner else None
+
+
+@contextlib.contextmanager
+def pipeline_run(mode: str, lines: Sequence[dict], base_settings, *, name: str | None = None):
+    """Run job lines through the real orchestrator in `mode`, chunk by chunk as a worker would, on a
+    temporary SQLite database; yields (sessions, item ids, seconds, runtime) while the database lives.
+    The models load before the clock starts."""
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from migrations import runner
+    from pipeline.orchestrator import run_chunk
+    from pipeline.runtime import Runtime
+    from pipeline.spec import parse_jsonl
+    from pipeline.storage.db import session_factory
+    from pipeline.submission import chunks, submit_batch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.sqlite"
+        runner.upgrade(url)
+        settings = base_settings.replace(database_url=url, data_dir=Path(tmp))
+        runtime = Runtime(settings)
+        runtime.planner, runtime.refiner if mode == "hybrid" else None  # load before timing
+        sessions = session_factory(url)
+        parsed = parse_jsonl("\n".join(json.dumps(line) for line in lines))
+        if mode != "plain":  # a worker has its plan constraints compiled: so does every mode here, before the clock
+            warm_plan_constraints(parsed, runtime)
+        ids = submit_batch(sessions, parsed, name=name or mode, mode=mode).new_item_ids
+        t0 = time.perf_counter()
+        for chunk in chunks(ids, settings.chunk_size):
+            run_chunk(chunk, sessions=sessions, runtime=runtime)
+        yield sessions, ids, time.perf_counter() - t0, runtime
+
+
+def warm_plan_constraints(parsed, runtime) -> None:
+    """Compile the plan regexes of these jobs (once per process; cached), so no mode pays for another's."""
+    from generators.constrained import regex_index
+    from pipeline.kinds import get_kind
+    from pipeline.planner import plan_regex
+
+    for job in parsed.jobs:
+        regex_index(runtime.planner.tokenizer, plan_regex(get_kind(job.kind).plan_request(job.input)))

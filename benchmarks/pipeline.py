@@ -20,14 +20,12 @@ import argparse
 import json
 import math
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import emit_json, machine, print_table  # noqa: E402
+from benchmarks.common import emit_json, machine, pipeline_run, print_table  # noqa: E402
 from benchmarks.mbpp import hidden_jobs, hidden_pass, mbpp_tasks, visible_jobs  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,28 +57,9 @@ def build_jobs(n_mbpp: int, n_hidden: int, quick: bool) -> list[Job]:
 
 
 def run_mode(mode: str, jobs: list[Job], base_settings) -> dict:
-    from migrations import runner
-    from pipeline.orchestrator import run_chunk
-    from pipeline.runtime import Runtime
-    from pipeline.spec import parse_jsonl
-    from pipeline.storage.db import session_factory
-    from pipeline.submission import chunks, submit_batch
-
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/bench.sqlite"
-        runner.upgrade(url)
-        settings = base_settings.replace(database_url=url, data_dir=Path(tmp))
-        runtime = Runtime(settings)
-        runtime.planner, runtime.refiner if mode == "hybrid" else None  # load before timing
-        sessions = session_factory(url)
-        parsed = parse_jsonl("\n".join(json.dumps(j.line) for j in jobs))
-        ids = submit_batch(sessions, parsed, name=mode, mode=mode).new_item_ids
-        t0 = time.perf_counter()
-        for chunk in chunks(ids, settings.chunk_size):
-            run_chunk(chunk, sessions=sessions, runtime=runtime)
-        seconds = time.perf_counter() - t0
+    with pipeline_run(mode, [j.line for j in jobs], base_settings) as (sessions, ids, seconds, runtime):
         return {**collect(sessions, ids, seconds, runtime, jobs),
-                **stage_seconds(sessions, ids, settings.chunk_size)}
+                **stage_seconds(sessions, ids, runtime.settings.chunk_size)}
 
 
 BATCH_STAGES = ("plan", "refiner", "ar", "retry", "program")

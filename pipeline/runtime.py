@@ -46,6 +46,10 @@ class Runtime:
             if self._planner is None:
                 s = self.settings
                 self._planner = load_model(s.model, cache_dir=s.cache_dir, device=s.device, dtype=s.dtype)
+                if s.cuda_graphs and self._planner.device.type == "cuda":
+                    from generators.decoding.cuda_graphs import GraphedModel
+
+                    self._planner.extras["engine"] = GraphedModel(self._planner.engine)
             return self._planner
 
     @property
@@ -66,6 +70,11 @@ class Runtime:
                                 "written by the engine's AR step with the drafts it has; set HYBRIDGEN_REFINER_FAMILY "
                                 "and HYBRIDGEN_REFINER_ADAPTER to use one", self.planner.name,
                                 self.settings.refiner_family)
+                if self.settings.cuda_graphs and self.planner.device.type == "cuda" and \
+                        not hasattr(self._refiner.block_model, "static_cache"):
+                    from generators.decoding.cuda_graphs import GraphedModel
+
+                    self._refiner.block_model = GraphedModel(self._refiner.block_model)
                 self._refiner.lookup = self.lookup
                 self._refiner.width = (self.lookup_width if self._refiner.family is None  # no blocks: lookup drafts only
                                        else cost_width(self.cost_table, DRAFT_ACCEPT_RATE))

@@ -177,6 +177,9 @@ class Settings:
         300.0, "A queued item whose task was sent this long ago is sent again once the broker queue is empty "
                "(or after VISIBILITY_TIMEOUT_S regardless); also the grace before never-sent items are sent."
     )
+    cuda_graphs: bool = setting(
+        False, "Decode steps as CUDA graphs on a GPU (generators/decoding/cuda_graphs.py): one capture per step "
+               "shape, replayed; off until scripts/gpu/engine.sh has held them to the eager engine on a GPU.")
     kernels: str = setting(
         "auto", "Kernel backend: auto (Triton on CUDA when it imports, the torch reference elsewhere), torch, or "
                 "triton (on CPU only under TRITON_INTERPRET=1)."

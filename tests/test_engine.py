@@ -210,6 +210,21 @@ def test_engine_on_cuda_equals_the_reference(dtype):
     assert agree == len(ps) if dtype == torch.float32 else agree >= len(ps) // 2  # bf16: ties may break either way
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (scripts/gpu/engine.sh runs it on a GPU machine)")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_graph_replays_equal_the_eager_static_step(dtype):
+    from generators.decoding.cuda_graphs import GraphedModel
+
+    packed = PackedBlockModel(tiny_model("tiny-llama", dtype=dtype).cuda())
+    ps, caps = prompts(5), [6, 14, 9, 14, 3]
+    eager = generate_ar(GraphedModel(packed, capture=False), ps, eos_token_ids=[-1], pad_token_id=0,
+                        max_new_tokens=caps)
+    graphed = GraphedModel(packed)
+    replayed = generate_ar(graphed, ps, eos_token_ids=[-1], pad_token_id=0, max_new_tokens=caps)
+    assert graphed.captures == 5 and graphed.replays == max(caps)  # prefill + 4 batch sizes; every forward replayed
+    assert [r.token_ids for r in replayed] == [r.token_ids for r in eager]  # the same kernels, replayed
+
+
 def test_prompt_lookup_finds_the_latest_earlier_occurrence_never_itself():
     index = LookupIndex(PromptLookup(most=4, longest_ngram=3, shortest_ngram=2), [[1, 2, 3, 9, 1, 2, 3, 7, 8]])
     # the prompt ends in 7 8; "7 8" occurred nowhere earlier, so there is nothing to copy
@@ -260,3 +275,30 @@ def test_the_cost_width_learns_the_acceptance_rate_per_decode_call():
     for _ in range(20):
         copying.observe(proposed=8, accepted=8)
     assert copying(1, 8, NO_BLOCKS) >= shared(1, 8, NO_BLOCKS)
+
+
+@pytest.mark.parametrize("arch", ["tiny-llama", "tiny-qwen2"])
+def test_the_graph_ready_static_step_equals_the_plain_engine(arch):
+    """GraphedModel with capture off runs the CUDA-graph bookkeeping eagerly on CPU: the static row
+    cache (attention over every slot, buffers filled in place), one recording per step shape, new
+    recordings once rows leave the batch. The captured replay is held to this on a GPU (engine.sh)."""
+    from generators.decoding.cuda_graphs import GraphedModel
+
+    ps = prompts(5)
+    caps = [6, 14, 9, 14, 3]  # rows leave at different steps: the cache reallocates, the graphs go stale
+    base, peft_model = with_random_lora(arch, dtype=torch.float32, seed=3)
+    packed = PackedBlockModel(base)
+    graphed = GraphedModel(packed, capture=False)
+    ar = generate_ar(packed, ps, eos_token_ids=[-1], pad_token_id=0, max_new_tokens=caps)
+    ar_static = generate_ar(graphed, ps, eos_token_ids=[-1], pad_token_id=0, max_new_tokens=caps)
+    assert [r.token_ids for r in ar_static] == [r.token_ids for r in ar]
+    # prefill + one AR step shape per batch size the decode went through (5, 4, 3, 1 rows live)
+    assert graphed.captures == 1 + 4
+    adapted = packed.with_lora(lora_factors_of(peft_model))
+    graphed_adapted = graphed.with_lora(lora_factors_of(peft_model))  # the refiner's view, graphed too
+    kw = dict(family=get_family("tiny-shifted"), mask_token_id=MASK, eos_token_ids=[-1], pad_token_id=0, drafts=2,
+              max_new_tokens=caps, lookup=PromptLookup(most=3))
+    assert [r.token_ids for r in generate_verified(graphed_adapted, ps, **kw)] == \
+        [r.token_ids for r in generate_verified(adapted, ps, **kw)] == [r.token_ids for r in ar]
+    with pytest.raises(ValueError, match="CUDA device"):
+        GraphedModel(packed, capture=True)

@@ -95,3 +95,18 @@ def test_the_product_and_code_programs_are_grammars_llguidance_accepts():
     for fb in (product, code):
         grammars = [segment_grammar(s) for s in segments(fb.template)]
         GrammarConstraint(grammars, TOK, EOS)  # raises GrammarError when llguidance refuses one
+
+
+def test_the_llguidance_tokenizer_is_built_once_per_tokenizer_and_eos_and_dies_with_it():
+    import gc
+
+    from generators import grammar
+    from generators.grammar import ll_tokenizer
+
+    tok = tiny_tokenizer()
+    first = ll_tokenizer(tok, EOS)
+    assert ll_tokenizer(tok, EOS) is first and ll_tokenizer(tok, 0) is not first
+    before = len(grammar._tokenizers)
+    del tok
+    gc.collect()
+    assert len(grammar._tokenizers) == before - 1  # weakly keyed: nothing outlives its tokenizer

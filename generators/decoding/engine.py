@@ -148,7 +148,7 @@ def decode(
     kv_start = (P - attn.sum(dim=1)).long()  # (R,)
     width_most = D + 1 + (D + 1) * D + GRAMMAR_DRAFTS  # the widest step: a clean run of D + 1 and D + 1 blocks of D
     cache = RowKVCache(shape.n_layers, n, shape.kv_heads, shape.head_dim, P + max(rows.caps) + width_most + 1,
-                       kv_start, bm.dtype, dev)
+                       kv_start, bm.dtype, dev, static=getattr(bm, "static_cache", False))  # static: CUDA graphs
 
     def choose(logits: torch.Tensor, drafts: list[list[int]]) -> torch.Tensor:
         """logits (R, C, V) at the clean positions -> the model's choice at each (R, C)."""

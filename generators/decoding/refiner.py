@@ -85,7 +85,7 @@ def load_refiner(base: LoadedModel, *, family: str | None = "smollm2-block-lora"
         packed = base.device.type == "cpu"
     block_model: BlockModel
     if packed:  # the engine's prepared weights, shared, with the adapter's factors beside them (never merged)
-        engine = base.engine if isinstance(base.engine, PackedBlockModel) else PackedBlockModel(base.model)
+        engine = base.engine if hasattr(base.engine, "with_lora") else PackedBlockModel(base.model)
         block_model = engine.with_lora(lora_factors(Path(adapter))) if adapter is not None else engine
     elif adapter is not None:  # a live, unmerged peft adapter on a copy: the planner's model stays as it is
         block_model = ModuleBlockModel(apply_adapter(copy.deepcopy(base.model), Path(adapter)).eval())

@@ -15,6 +15,12 @@ it verified; what lies beyond is never attended, and the next forward overwrites
 
 The protocol the layer loops call (`attend`, `write`, `advance`) is the block cache's, so the
 same forward serves both; here `write` and `advance` have nothing left to do.
+
+static=True (for CUDA graphs, decoding/cuda_graphs.py): a forward's shapes depend only on (rows, new
+tokens) and the capacity, never on the rows' lengths: attention runs over every slot (the mask hides
+the free ones), new K/V always go in by scatter, and the mask and slot index live in buffers that
+`begin` fills in place, so a captured graph reads this step's values. `generation` counts the times
+the buffers were reallocated (rows left the batch), after which a captured graph is stale.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from kernels import registry
 
 class RowKVCache:
     def __init__(self, n_layers: int, rows: int, kv_heads: int, head_dim: int, capacity: int,
-                 kv_start: torch.Tensor, dtype: torch.dtype, device: torch.device):
+                 kv_start: torch.Tensor, dtype: torch.dtype, device: torch.device, static: bool = False):
         shape = (rows, kv_heads, capacity, head_dim)
         self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)]
         self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(n_layers)]
@@ -36,6 +42,9 @@ class RowKVCache:
         self._mask: torch.Tensor | None = None  # (R, 1, Tq, S) for the current forward
         self._slots: torch.Tensor | None = None  # (R, Tn) buffer slot of each new token
         self._used = 0  # S: slots the current forward attends over
+        self.static = static
+        self.generation = 0
+        self._buffers: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}  # static: (Tq, Tn) -> mask, slots
 
     @property
     def rows(self) -> int:
@@ -49,7 +58,7 @@ class RowKVCache:
         top = max(self.lengths)
         if top + tn > self.capacity:
             raise RuntimeError(f"KV cache overflow: {top} + {tn} > capacity {self.capacity}")
-        self._used = top + tn
+        self._used = self.capacity if self.static else top + tn
         length = torch.tensor(self.lengths, dtype=torch.int64, device=dev)  # (R,)
         self._slots = length[:, None] + torch.arange(tn, device=dev)[None, :]  # (R, Tn)
         t = torch.arange(self._used, device=dev)
@@ -58,6 +67,14 @@ class RowKVCache:
         inside = (rel >= 0) & (rel < tn)
         new = new_mask.gather(2, rel.clamp(0, tn - 1)[:, None, :].expand(r, tq, self._used))  # (R, Tq, S)
         mask = cached[:, None, :] | (new & inside[:, None, :])
+        if self.static:  # the same tensors every step of this shape, filled in place
+            if (tq, tn) not in self._buffers:
+                self._buffers[(tq, tn)] = (torch.empty_like(mask[:, None]), torch.empty_like(self._slots))
+            mask_buf, slots_buf = self._buffers[(tq, tn)]
+            mask_buf.copy_(mask[:, None])
+            slots_buf.copy_(self._slots)
+            self._mask, self._slots = mask_buf, slots_buf
+            return
         # one row, nothing padded, every query seeing every key: no mask at all (SDPA's fastest path)
         self._mask = None if bool(mask.all()) else mask[:, None]
 
@@ -68,7 +85,7 @@ class RowKVCache:
         if self._slots is None:
             raise RuntimeError("RowKVCache.attend: call begin(new_mask) before the forward")
         tn = k_new.shape[2]
-        if len(set(self.lengths)) == 1:  # every row at the same length (AR steps): one slice
+        if not self.static and len(set(self.lengths)) == 1:  # every row at the same length (AR steps): one slice
             lo = self.lengths[0]
             self.k[layer][:, :, lo:lo + tn] = k_new
             self.v[layer][:, :, lo:lo + tn] = v_new
@@ -96,3 +113,5 @@ class RowKVCache:
         self.v = [v.index_select(0, index) for v in self.v]
         self.kv_start = self.kv_start.index_select(0, index)
         self.lengths = [self.lengths[i] for i in index.tolist()]
+        self._buffers.clear()
+        self.generation += 1
