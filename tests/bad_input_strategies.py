@@ -279,6 +279,10 @@ def bad_batches(draw, max_good: int = 4, max_bad: int = 3, faults=None) -> BadBa
         out.append(raw)
         if expect is not None:
             expected[len(out)] = expect
+    if b"\n".join(out).lstrip(b" \t\r\n").startswith(b"["):
+        # a file that starts with "[" is a JSON array of jobs, not JSONL (README): lead with a good job
+        out.insert(0, json.dumps(good_job(n_good + n_bad)).encode())
+        expected = {n + 1: e for n, e in expected.items()}
     return BadBatch(b"\n".join(out) + draw(st.sampled_from([b"", b"\n"])), expected, len(out))
 
 
