@@ -120,7 +120,7 @@ def speed(lm, refiner, *, quick: bool, extra_drafts: list[int] = ()) -> dict:
     import torch
 
     from generators.decoding.proposals import DecodeConfig
-    from generators.decoding.commit_rules import Strategy
+    from generators.decoding.commit_rules import CommitRule, Verify
     from generators.prompts import chat_ids, left_pad
     from pipeline.runtime import CPU_FORWARD_BUDGET
 
@@ -149,11 +149,11 @@ def speed(lm, refiner, *, quick: bool, extra_drafts: list[int] = ()) -> dict:
         return run
 
     def packed_ar(batch, n):  # AR through the same packed forward: isolates packing from parallel decoding
-        return diffusion(False, Strategy("fixed_k"), block=1, sub=1, sub_cache=False)(batch, n)
+        return diffusion(False, CommitRule("fixed_k"), block=1, sub=1, sub_cache=False)(batch, n)
 
-    tau = Strategy("threshold", threshold=DEFAULT_TAU)
-    one_per_step = Strategy("fixed_k")
-    verify = Strategy("verify", drafts=DEFAULT_DRAFTS)
+    tau = CommitRule("threshold", threshold=DEFAULT_TAU)
+    one_per_step = CommitRule("fixed_k")
+    verify = Verify(drafts=DEFAULT_DRAFTS)
     configs = [
         ("AR: HF generate + KV cache (baseline)", hf_generate),
         ("AR: hybridgen packed forward", packed_ar),
@@ -161,10 +161,10 @@ def speed(lm, refiner, *, quick: bool, extra_drafts: list[int] = ()) -> dict:
         (f"diffusion cached (B={DEFAULT_BLOCK}, sub={DEFAULT_SUB}, τ={DEFAULT_TAU})", diffusion(False, tau)),
         (f"draft-and-verify (D={DEFAULT_DRAFTS}, tree)", diffusion(False, verify)),
         (f"draft-and-verify (D={DEFAULT_DRAFTS}, CPU budget {CPU_FORWARD_BUDGET} tokens/forward)",
-         diffusion(False, Strategy("verify", drafts=DEFAULT_DRAFTS, forward_budget=CPU_FORWARD_BUDGET))),
+         diffusion(False, Verify(drafts=DEFAULT_DRAFTS, forward_budget=CPU_FORWARD_BUDGET))),
     ]
     wide = {d: f"draft-and-verify (D={d}, tree)" for d in extra_drafts}
-    configs += [(name, diffusion(False, Strategy("verify", drafts=d))) for d, name in wide.items()]
+    configs += [(name, diffusion(False, Verify(drafts=d))) for d, name in wide.items()]
     rows, res = [], {}
     on_gpu = lm.model.device.type == "cuda"
     for name, fn in configs:
@@ -245,16 +245,16 @@ def quality(lm, refiner, args) -> dict:
                       for k, p, r in zip(kinds, prompts, arm.rows)]
         return arm
 
-    from generators.decoding.commit_rules import Strategy
+    from generators.decoding.commit_rules import CommitRule, Verify
 
     ar = score(q.decode_ar(lm, ids, caps))
     arms, verify_arms = {}, {}
     for tau in taus:
-        arms[tau] = score(q.decode_refiner(refiner, ids, caps, strategy=Strategy("threshold", threshold=tau),
+        arms[tau] = score(q.decode_refiner(refiner, ids, caps, strategy=CommitRule("threshold", threshold=tau),
                                            block=DEFAULT_BLOCK, sub=DEFAULT_SUB))
         print(f"  τ={tau}: {arms[tau].tokens} tokens in {arms[tau].seconds:.0f} s", file=sys.stderr, flush=True)
     for d in sorted(set(QUICK_DRAFTS if args.quick else FULL_DRAFTS) | {DEFAULT_DRAFTS}):
-        verify_arms[d] = score(q.decode_refiner(refiner, ids, caps, strategy=Strategy("verify", drafts=d),
+        verify_arms[d] = score(q.decode_refiner(refiner, ids, caps, strategy=Verify(drafts=d),
                                                 block=DEFAULT_BLOCK, sub=DEFAULT_SUB))
         print(f"  verify D={d}: {verify_arms[d].tokens} tokens in {verify_arms[d].seconds:.0f} s", file=sys.stderr,
               flush=True)

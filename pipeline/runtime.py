@@ -18,7 +18,7 @@ from typing import Any
 from generators.decoding.lookup import PromptLookup
 from generators.decoding.widths import WidthPolicy, cost_width
 from generators.decoding.proposals import DecodeConfig
-from generators.decoding.commit_rules import Strategy
+from generators.decoding.commit_rules import CommitRule, Strategy, Verify
 from generators.loading import LoadedModel, load_model
 from pipeline.settings import Settings, parse_overrides
 
@@ -176,8 +176,8 @@ class RefineSettings:
 
     def strategy(self) -> Strategy:
         if self.drafts:
-            return Strategy("verify", drafts=self.drafts, forward_budget=self.forward_budget)
-        return Strategy("threshold", threshold=self.threshold)
+            return Verify(drafts=self.drafts, forward_budget=self.forward_budget)
+        return CommitRule("threshold", threshold=self.threshold)
 
     def describe(self) -> str:
         if self.drafts:

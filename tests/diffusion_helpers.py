@@ -10,7 +10,7 @@ from generators.decoding.families import get_family
 from generators.decoding.block_decoder import generate_diffusion
 from generators.decoding.proposals import DecodeConfig
 from generators.decoding.reference_block import generate_reference
-from generators.decoding.commit_rules import Strategy
+from generators.decoding.commit_rules import CommitRule
 from generators.prompts import chat_ids
 from generators.tiny import tiny_model, tiny_tokenizer
 
@@ -25,7 +25,7 @@ def model(arch: str, dtype: torch.dtype = torch.float64) -> torch.nn.Module:
     return tiny_model(arch, dtype=dtype)
 
 
-def decode(m, prompts=PROMPTS, *, family="tiny-shifted", reference=False, strategy=Strategy("threshold", threshold=0.05),
+def decode(m, prompts=PROMPTS, *, family="tiny-shifted", reference=False, strategy=CommitRule("threshold", threshold=0.05),
            eos=(-1,), **config):
     cfg = DecodeConfig(**{"block_size": 4, "max_new_tokens": 13, "sub_block_cache": False, **config})
     fn = generate_reference if reference else generate_diffusion

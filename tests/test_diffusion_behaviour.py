@@ -9,13 +9,13 @@ import torch
 from generators.decoding.families import FAMILIES, get_family
 from generators.decoding.block_decoder import generate_diffusion
 from generators.decoding.proposals import DecodeConfig
-from generators.decoding.commit_rules import Strategy, factor_select, fixed_k_select, threshold_select
+from generators.decoding.commit_rules import CommitRule, Verify, factor_select, fixed_k_select, threshold_select
 from tests.diffusion_helpers import MASK, PROMPTS, TOK, decode, model
 
 
 @pytest.mark.parametrize("family", ["tiny-shifted", "tiny-unshifted"])
 def test_never_stalls_even_when_nothing_is_confident(family):
-    rows = decode(model("tiny-llama"), family=family, strategy=Strategy("threshold", threshold=1.0),
+    rows = decode(model("tiny-llama"), family=family, strategy=CommitRule("threshold", threshold=1.0),
                   block_size=4, max_new_tokens=10)
     for r in rows:
         # one committed token per step at worst; shifted families also take each block's first token
@@ -33,7 +33,7 @@ def test_per_row_caps():
     from generators.decoding.block_decoder import generate_diffusion as gen
 
     rows = gen(m, PROMPTS, family=get_family("tiny-shifted"), mask_token_id=MASK, eos_token_ids=[-1],
-               pad_token_id=0, config=DecodeConfig(block_size=4), strategy=Strategy("threshold", threshold=0.05),
+               pad_token_id=0, config=DecodeConfig(block_size=4), strategy=CommitRule("threshold", threshold=0.05),
                max_new_tokens=[3, 9, 6])
     assert [r.generated_tokens for r in rows] == [3, 9, 6]
     assert rows[0].forward_passes < rows[1].forward_passes  # a finished row left the batch
@@ -73,7 +73,7 @@ def test_stop_checker_cuts_the_output():
 
     rows = generate_diffusion(m, PROMPTS, family=get_family("tiny-shifted"), mask_token_id=MASK, eos_token_ids=[-1],
                               pad_token_id=0, config=DecodeConfig(block_size=4, max_new_tokens=16),
-                              strategy=Strategy("threshold", threshold=0.05), stop_checker=stop)
+                              strategy=CommitRule("threshold", threshold=0.05), stop_checker=stop)
     assert rows[2].finish_reason == "stop" and rows[2].token_ids == plain[2].token_ids[:3]
 
 
@@ -84,7 +84,7 @@ def test_seeded_sampling_is_deterministic_and_seed_dependent():
         return [r.token_ids for r in generate_diffusion(
             m, prompts, family=get_family("tiny-shifted"), mask_token_id=MASK, eos_token_ids=[-1], pad_token_id=0,
             config=DecodeConfig(block_size=4, max_new_tokens=12, temperature=1.0), seeds=seeds,
-            strategy=Strategy("threshold", threshold=0.05))]
+            strategy=CommitRule("threshold", threshold=0.05))]
 
     a, b = run([1, 2, 3]), run([1, 2, 3])
     assert a == b
@@ -106,10 +106,14 @@ def test_config_validation():
         DecodeConfig(block_size=4, sub_block_size=3)
     with pytest.raises(ValueError, match=">= 1"):
         DecodeConfig(block_size=0)
-    with pytest.raises(ValueError, match="unknown strategy"):
-        Strategy("greedy")
+    with pytest.raises(ValueError, match="unknown commit rule"):
+        CommitRule("greedy")
+    with pytest.raises(ValueError, match=r"Verify\(\.\.\.\)"):
+        CommitRule("verify")  # draft-and-verify is its own config, not a commit rule
+    with pytest.raises(TypeError, match="generate_verified"):
+        decode(model("tiny-llama"), strategy=Verify(drafts=2))
     with pytest.raises(ValueError, match="threshold must be in"):
-        Strategy(threshold=1.5)
+        CommitRule(threshold=1.5)
     with pytest.raises(ValueError, match="max_new_tokens must be >= 1"):
         decode(model("tiny-llama"), max_new_tokens=0)
     with pytest.raises(ValueError, match="cap >= 1 for every prompt"):

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from generators.decoding.model import PackedBlockModel
-from generators.decoding.commit_rules import Strategy
+from generators.decoding.commit_rules import CommitRule
 from tests.diffusion_helpers import PROMPTS, decode, model
 
-STRATEGIES = [Strategy("threshold", threshold=0.05), Strategy("factor", factor=3.0), Strategy("fixed_k", steps_per_block=2)]
+STRATEGIES = [CommitRule("threshold", threshold=0.05), CommitRule("factor", factor=3.0), CommitRule("fixed_k", steps_per_block=2)]
 
 
 @pytest.mark.parametrize("arch", ["tiny-llama", "tiny-qwen2"])
@@ -87,7 +87,7 @@ def test_default_model_short_span_parity(model_cache_dir):
     prompts = [chat_ids(lm.tokenizer, "Write a sentence about tea."), chat_ids(lm.tokenizer, "Name a colour.")]
     kw = dict(family=fam, mask_token_id=fam.resolve_mask_id(lm.tokenizer), eos_token_ids=[-1], pad_token_id=0,
               config=DecodeConfig(block_size=4, sub_block_size=2, max_new_tokens=12, sub_block_cache=False),
-              strategy=Strategy("fixed_k"))
+              strategy=CommitRule("fixed_k"))
     fast = generate_diffusion(PackedBlockModel(lm.model), prompts, **kw)
     ref = generate_reference(lm.model, prompts, **kw)
     assert [r.token_ids for r in fast] == [r.token_ids for r in ref]

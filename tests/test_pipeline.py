@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from pipeline.jobs import ItemJob
 from pipeline.orchestrator import _generate, run_chunk
-from generators.decoding.commit_rules import Strategy
+from generators.decoding.commit_rules import CommitRule, Verify
 from pipeline.runtime import RefineSettings, Runtime, parse_overrides, refine_settings
 from pipeline.settings import SettingsError
 from pipeline.spec import parse_jsonl
@@ -134,12 +134,12 @@ def test_refiner_overrides_per_kind(tiny_settings):
     assert refine_settings(s, "code") == RefineSettings(8, 8, 0.95, 0, 0, None)
     assert refine_settings(s, "article") == RefineSettings(4, 2, 0.9, 6, 0, None)
     assert refine_settings(s, "product") == RefineSettings(4, 4, 0.9, 0, 0, None)
-    assert refine_settings(s, "product").strategy() == Strategy("threshold", threshold=0.9)
+    assert refine_settings(s, "product").strategy() == CommitRule("threshold", threshold=0.9)
     # draft-and-verify: the default, and per kind
-    assert refine_settings(tiny_settings, "product").strategy() == Strategy("verify", drafts=2, forward_budget=None)
+    assert refine_settings(tiny_settings, "product").strategy() == Verify(drafts=2, forward_budget=None)
     assert refine_settings(tiny_settings, "product", cuda=True).forward_budget is None  # the cost table decides
     mixed = s.replace(refiner_overrides="code:drafts=3;article:no_repeat=6", refiner_forward_budget=40)
-    assert refine_settings(mixed, "code").strategy() == Strategy("verify", drafts=3, forward_budget=40)
+    assert refine_settings(mixed, "code").strategy() == Verify(drafts=3, forward_budget=40)
     assert refine_settings(mixed, "article").decode_config().no_repeat_ngram == 6
     assert not refine_settings(mixed, "article").strategy().verifies
     with pytest.raises(ValueError, match="no_repeat=1 must be"):

@@ -36,7 +36,7 @@ from generators.decoding.block_cache import BlockKVCache, SubBlockCache
 from generators.decoding.model import BlockModel, as_block_model
 from generators.decoding.proposals import DecodeConfig
 from generators.decoding.block_state import new_state
-from generators.decoding.commit_rules import Strategy
+from generators.decoding.commit_rules import CommitRule
 from generators.results import RowResult
 
 StopChecker = Callable[[int, list[int]], "int | None"]
@@ -52,12 +52,15 @@ def generate_diffusion(
     eos_token_ids: Sequence[int],
     pad_token_id: int,
     config: DecodeConfig = DecodeConfig(),
-    strategy: Strategy = Strategy(),
+    strategy: CommitRule = CommitRule(),
     seeds: Sequence[int] | None = None,
     max_new_tokens: Sequence[int] | None = None,
     stop_checker: StopChecker | None = None,
 ) -> list[RowResult]:
     """Decode a continuation for every prompt; one RowResult per prompt, in order."""
+    if not isinstance(strategy, CommitRule):
+        raise TypeError(f"generate_diffusion decodes blocks with a commit rule, got {strategy!r}; draft-and-verify "
+                        "decodes through generators.decoding.verify.generate_verified (Refiner.generate picks it)")
     if not prompts:
         return []
     t0 = time.perf_counter()
@@ -131,7 +134,7 @@ def generate_diffusion(
     return [results[i] for i in range(len(prompts))]
 
 
-def _steps_per_window(strategy: Strategy, config: DecodeConfig) -> int:
+def _steps_per_window(strategy: CommitRule, config: DecodeConfig) -> int:
     steps = strategy.steps_per_block or config.block_size
     return max(1, steps // config.windows)
 

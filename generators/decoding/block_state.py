@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import torch
 
 from generators.decoding.proposals import DecodeConfig, ban_repeated_ngrams, propose, repeats_ngram_at
-from generators.decoding.commit_rules import Strategy
+from generators.decoding.commit_rules import CommitRule
 from generators.prompts import left_pad
 from generators.results import RowResult
 from generators.sampling import row_generators
@@ -71,7 +71,7 @@ class DecodeState:
                             self.generators, draw=cand[:, 0])
         self._commit(s, tokens, cand)
 
-    def step(self, s: int, ws: int, logits: torch.Tensor, config: DecodeConfig, strategy: Strategy,
+    def step(self, s: int, ws: int, logits: torch.Tensor, config: DecodeConfig, strategy: CommitRule,
              steps_left: int, force: bool = True) -> None:
         """One decoding step on the window [s+ws, s+ws+b) given its logits (R, b, V)."""
         lo = s + ws

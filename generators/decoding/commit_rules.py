@@ -1,4 +1,9 @@
-"""Decoding strategies: which masked positions to commit this step. Plain functions over tensors.
+"""How the refiner decodes a span: `Strategy = CommitRule | Verify`, each validated once.
+
+CommitRule (block decoding) names a selector below; Verify (draft-and-verify) carries the drafting
+settings and commits only what the model's causal pass agrees with, so it has no selector.
+
+The selectors: which masked positions to commit this step. Plain functions over tensors.
 
 Every strategy takes
     conf        (R, N) float   confidence of the proposed token at each position
@@ -61,39 +66,28 @@ def fixed_k_select(conf: torch.Tensor, candidates: torch.Tensor, *, steps_left: 
 
 
 @dataclass(frozen=True)
-class Strategy:
-    """A named strategy and its parameter; `select` applies it."""
+class CommitRule:
+    """Block decoding (block_decoder.py): which masked positions of a block commit each step."""
 
     name: str = "threshold"
     threshold: float = 0.9
+    """threshold: commit every position at or above it (Fast-dLLM's τ)."""
     factor: float = 1.0
+    """factor: Fast-dLLM's factor rule."""
     steps_per_block: int | None = None
-    """fixed_k only: forward steps per block (default: one token per step)."""
-    drafts: int = 3
-    """verify only: tokens drafted per step, each checked by the model's causal pass (verify.py)."""
-    draft_tree: bool = True
-    """verify only: one draft block per possible acceptance length, so a rejection costs no drafts."""
-    verify_on_base: bool = True
-    """verify only: the adapter drafts, the base weights verify: the output is the base model's greedy."""
-    forward_budget: int | None = None
-    """verify only: most tokens one forward may hold across the batch (None: no limit); see verify.py."""
+    """fixed_k: forward steps per block (default: one token per step)."""
+    verifies = False
 
     def __post_init__(self):
-        if self.name not in SELECTORS and self.name != VERIFY:
-            raise ValueError(f"unknown strategy {self.name!r}; expected one of {sorted([*SELECTORS, VERIFY])}")
-        if self.drafts < 1:
-            raise ValueError(f"drafts must be >= 1, got {self.drafts}")
-        if self.forward_budget is not None and self.forward_budget < 1:
-            raise ValueError(f"forward_budget must be >= 1 (or None: no limit), got {self.forward_budget}")
+        if self.name not in SELECTORS:
+            raise ValueError(f"unknown commit rule {self.name!r}; expected one of {sorted(SELECTORS)} "
+                             f"(draft-and-verify is Verify(...), not a commit rule)")
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
         if self.factor <= 0:
             raise ValueError(f"factor must be > 0, got {self.factor}")
-
-    @property
-    def verifies(self) -> bool:
-        """Draft-and-verify decoding (verify.py) instead of committing confident positions."""
-        return self.name == VERIFY
+        if self.steps_per_block is not None and self.steps_per_block < 1:
+            raise ValueError(f"steps_per_block must be >= 1 (or None), got {self.steps_per_block}")
 
     def select(self, conf: torch.Tensor, candidates: torch.Tensor, steps_left: int = 1,
                force: bool = True) -> torch.Tensor:
@@ -111,3 +105,29 @@ SELECTORS: dict[str, Selector] = {
     "factor": factor_select,
     "fixed_k": fixed_k_select,
 }
+
+
+@dataclass(frozen=True)
+class Verify:
+    """Draft-and-verify decoding (verify.py): drafts checked by the model's own causal pass."""
+
+    drafts: int = 3
+    """Tokens drafted per step, each kept only where the model's causal pass agrees."""
+    draft_tree: bool = True
+    """One draft block per possible acceptance length, so a rejection costs no drafts."""
+    verify_on_base: bool = True
+    """The adapter drafts, the base weights verify: the output is the base model's greedy."""
+    forward_budget: int | None = None
+    """Most tokens one forward may hold across the batch (None: the width policy decides); see verify.py."""
+    name = VERIFY
+    verifies = True
+
+    def __post_init__(self):
+        if self.drafts < 1:
+            raise ValueError(f"drafts must be >= 1, got {self.drafts}")
+        if self.forward_budget is not None and self.forward_budget < 1:
+            raise ValueError(f"forward_budget must be >= 1 (or None: no limit), got {self.forward_budget}")
+
+
+Strategy = CommitRule | Verify
+"""How the refiner decodes a span: a block commit rule, or draft-and-verify. Each validates itself once."""

@@ -25,10 +25,10 @@ import torch
 from generators.decoding.families import DiffusionFamily
 from generators.decoding.proposals import DecodeConfig, banned_next_tokens
 from generators.decoding.block_state import new_state
-from generators.decoding.commit_rules import Strategy
+from generators.decoding.commit_rules import CommitRule
 from generators.results import RowResult
 
-LLADA_STRATEGY = Strategy(name="fixed_k")
+LLADA_STRATEGY = CommitRule(name="fixed_k")
 
 
 def block_diffusion_mask(kv_start: torch.Tensor, block_start: int, width: int) -> torch.Tensor:
@@ -60,7 +60,7 @@ def generate_reference(
     eos_token_ids: Sequence[int],
     pad_token_id: int,
     config: DecodeConfig = DecodeConfig(),
-    strategy: Strategy = LLADA_STRATEGY,
+    strategy: CommitRule = LLADA_STRATEGY,
     seeds: Sequence[int] | None = None,
     max_new_tokens: Sequence[int] | None = None,
     stop_checker=None,

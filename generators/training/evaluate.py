@@ -18,7 +18,7 @@ from generators.decoding.families import DiffusionFamily
 from generators.decoding.block_decoder import generate_diffusion
 from generators.decoding.model import ModuleBlockModel
 from generators.decoding.proposals import DecodeConfig
-from generators.decoding.commit_rules import Strategy
+from generators.decoding.commit_rules import CommitRule
 from generators.decoding.verify import generate_verified
 from generators.training.batches import build_batch
 
@@ -75,7 +75,7 @@ def decode_eval(model, rows: list[dict], *, family: DiffusionFamily, mask_id: in
                 compared += max(len(ref), res.generated_tokens)
         return round(tokens / max(1, forwards), 4), round(agree / max(1, compared), 4), tokens
 
-    tpf, agreement, tokens = score(lambda p: generate_diffusion(bm, p, strategy=Strategy("threshold", threshold=threshold),
+    tpf, agreement, tokens = score(lambda p: generate_diffusion(bm, p, strategy=CommitRule("threshold", threshold=threshold),
                                                                 **common))
     out = {"threshold": threshold, "tokens_per_forward": tpf, "agreement_with_ar": agreement, "tokens": tokens}
     if verify:
