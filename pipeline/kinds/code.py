@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -92,7 +93,9 @@ def body_ends(indent: str):
     def ends(text: str) -> int | None:
         for m in line.finditer(text):
             try:
-                compile("def _f():\n" + m.group(0), "<body>", "exec")
+                with warnings.catch_warnings():  # the model's code may draw SyntaxWarnings: not ours to print
+                    warnings.simplefilter("ignore")
+                    compile("def _f():\n" + m.group(0), "<body>", "exec")
             except SyntaxError:
                 continue
             return m.end()
