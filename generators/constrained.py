@@ -20,6 +20,8 @@ from typing import Any, Callable, Hashable
 
 import torch
 
+from generators.grammar import mask_by_bits
+
 JSON_WHITESPACE = r"[ ]?"
 MAX_CACHED_INDEXES = 24
 """Compiled indexes kept per process, least recently used dropped first. With a 49k vocabulary one
@@ -155,8 +157,7 @@ class RegexConstraint:
         fill_next_token_bitmask(guide, mask)
         # outlines' own apply_token_bitmask_inplace is torch.compile'd: it compiled again for every new
         # logits view (0.7-0.9 s a forward on the planner's steps), so the bits are unpacked here
-        allowed = ((mask[0, :, None] >> _BIT_SHIFTS) & 1).bool().reshape(-1)[:logits_row.shape[-1]]  # (V,)
-        logits_row.masked_fill_(~allowed, float("-inf"))
+        mask_by_bits(logits_row, mask[0].contiguous().view(torch.uint8))
 
     def restrict(self, rows: list[int], outs: list[list[int]], drafts: list[list[int]],
                  logits: torch.Tensor) -> torch.Tensor:
@@ -207,8 +208,6 @@ class RegexConstraint:
         top = strings[longest]
         return longest if all(top.startswith(strings[t]) for t in allowed) else None
 
-
-_BIT_SHIFTS = torch.arange(32, dtype=torch.int32)
 
 MAX_DRAFTS = 16
 """Most tokens a step may verify past the last chosen one (the guides can roll back this far)."""

@@ -37,6 +37,17 @@ def ll_tokenizer(tokenizer, eos_token_id: int):
         return per_eos[eos_token_id]
 
 
+def mask_by_bits(logits_row: torch.Tensor, bits: torch.Tensor) -> None:
+    """logits_row (V,) -> -inf where a token's bit is 0 (in place). bits (ceil(n / 8),) uint8, bit i of
+    byte k for token 8k + i: llguidance's bitmask, and outlines' int32 words read as little-endian bytes.
+    Tokens past the bitmask (a model vocabulary padded past its tokenizer's) are not allowed."""
+    allowed = ((bits[:, None] >> _BITS) & 1).bool().reshape(-1)  # (8 * len(bits),)
+    v = logits_row.shape[-1]
+    if allowed.numel() < v:
+        allowed = torch.cat([allowed, torch.zeros(v - allowed.numel(), dtype=torch.bool, device=allowed.device)])
+    logits_row.masked_fill_(~allowed[:v].to(logits_row.device), float("-inf"))
+
+
 class GrammarError(ValueError):
     """A grammar llguidance refuses, or a matcher that entered its error state."""
 
@@ -60,10 +71,6 @@ class GrammarConstraint:
             self.matchers.append(m)
         self._seen = [0] * len(grammars)
 
-    def finished(self, row: int) -> bool:
-        m = self.matchers[row]
-        return m is None or m.is_stopped() or m.is_accepting()
-
     def _sync(self, row: int, out: list[int]) -> None:
         """Consume the row's tokens the matcher has not seen (EOS after a complete grammar included)."""
         m = self.matchers[row]
@@ -74,12 +81,7 @@ class GrammarConstraint:
 
     def _mask_into(self, m, logits_row: torch.Tensor) -> None:
         """logits_row (V,): tokens the matcher does not allow now -> -inf (in place)."""
-        bits = torch.frombuffer(bytearray(m.compute_bitmask()), dtype=torch.uint8)  # bit i of byte k: token 8k + i
-        allowed = ((bits[:, None] >> _BITS) & 1).bool().reshape(-1)  # (ceil(n_vocab / 32) * 32,)
-        v = logits_row.shape[-1]
-        if allowed.numel() < v:  # the model's vocabulary is padded past the tokenizer's
-            allowed = torch.cat([allowed, torch.zeros(v - allowed.numel(), dtype=torch.bool)])
-        logits_row.masked_fill_(~allowed[:v], float("-inf"))
+        mask_by_bits(logits_row, torch.frombuffer(bytearray(m.compute_bitmask()), dtype=torch.uint8))
 
     def restrict(self, rows: list[int], outs: list[list[int]], drafts: list[list[int]],
                  logits: torch.Tensor) -> torch.Tensor:

@@ -121,11 +121,11 @@ def run_programs(lm, fallbacks: Sequence[Fallback], seeds: Sequence[int], *, loo
                                   seeds=[seeds[i] * 31 + k for i in rows], max_new_tokens=caps, constraint=constraint,
                                   lookup=lookup, width=width,
                                   stop_checker=stop_checker(tok, [()] * len(rows), ends) if any(ends) else None)
-            for i, row, end in zip(rows, results, ends):
+            for i, row, end, cap in zip(rows, results, ends, caps):
                 tokens[i] += row.token_ids
                 forwards[i] += row.forward_passes
                 if row.finish_reason != "eos" and not (end is not None and row.finish_reason == "stop"):
-                    problems[i] = f"segment {k + 1} of the program hit its budget of {caps[rows.index(i)]} tokens"
+                    problems[i] = f"segment {k + 1} of the program hit its budget of {cap} tokens"
     seconds = time.perf_counter() - t0
     out = []
     for fb, toks, fwd, problem in zip(fallbacks, tokens, forwards, problems):

@@ -62,8 +62,9 @@ def stop_checker(tokenizer, stops: Sequence[Sequence[str]],
 
 def _cut(text: str, stops: Sequence[str], ends: Callable[[str], int | None] | None) -> str:
     cuts = [text.find(s) for s in stops if s in text]
-    if ends is not None and ends(text) is not None:
-        cuts.append(ends(text))
+    end = ends(text) if ends is not None else None
+    if end is not None:
+        cuts.append(end)
     return text[:min(cuts)] if cuts else text
 
 
