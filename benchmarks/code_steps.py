@@ -42,10 +42,10 @@ def run_variant(steps: bool, jobs: list[dict], settings) -> dict:
     from pipeline import kinds
     from pipeline.orchestrator import run_chunk
     from pipeline.runtime import Runtime
-    from pipeline.spec import parse_jsonl
-    from pipeline.storage.db import session_factory
-    from pipeline.storage.models import Attempt
-    from pipeline.submission import chunks, submit_batch
+    from service.spec import parse_jsonl
+    from service.storage.db import session_factory
+    from service.storage.models import Attempt
+    from service.submission import chunks, submit_batch
 
     original = kinds.KINDS["code"]
     kinds.KINDS["code"] = dataclasses.replace(original, steps=steps)  # this variant only; restored below

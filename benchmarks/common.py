@@ -121,9 +121,9 @@ def pipeline_run(mode: str, lines: Sequence[dict], base_settings, *, name: str |
     from migrations import runner
     from pipeline.orchestrator import run_chunk
     from pipeline.runtime import Runtime
-    from pipeline.spec import parse_jsonl
-    from pipeline.storage.db import session_factory
-    from pipeline.submission import chunks, submit_batch
+    from service.spec import parse_jsonl
+    from service.storage.db import session_factory
+    from service.submission import chunks, submit_batch
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.sqlite"

@@ -87,7 +87,7 @@ def services(pg_admin_url: str, redis_url: str) -> Iterator[tuple[str, str]]:
     try:
         yield admin_url.set(database=name).render_as_string(hide_password=False), redis_url
     finally:
-        from pipeline.storage.db import dispose_engines
+        from service.storage.db import dispose_engines
 
         dispose_engines()
         queue.flushdb()
@@ -152,8 +152,8 @@ class Worker:
 def batch_state(db_url: str, batch_id: int) -> dict[str, int]:
     from sqlalchemy import func, select
 
-    from pipeline.storage.db import session_factory
-    from pipeline.storage.models import Item
+    from service.storage.db import session_factory
+    from service.storage.models import Item
 
     with session_factory(db_url)() as s:
         return dict(s.execute(select(Item.status, func.count()).where(Item.batch_id == batch_id)
@@ -182,8 +182,8 @@ def percentile(values: list[float], q: float) -> float:
 def timings(db_url: str, batch_id: int) -> dict[str, list[float]]:
     from sqlalchemy import func, select
 
-    from pipeline.storage.db import session_factory
-    from pipeline.storage.models import Attempt, Item
+    from service.storage.db import session_factory
+    from service.storage.models import Attempt, Item
 
     with session_factory(db_url)() as s:
         rows = s.execute(select(Item.enqueued_at, Item.started_at, Item.finished_at)
@@ -201,8 +201,8 @@ def timings(db_url: str, batch_id: int) -> dict[str, list[float]]:
 def delete_batch(db_url: str, batch_id: int) -> None:
     from sqlalchemy import delete
 
-    from pipeline.storage.db import session_scope
-    from pipeline.storage.models import Batch
+    from service.storage.db import session_scope
+    from service.storage.models import Batch
 
     with session_scope(db_url) as s:
         s.execute(delete(Batch).where(Batch.id == batch_id))  # items and attempts cascade

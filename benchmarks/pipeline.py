@@ -73,8 +73,8 @@ def stage_seconds(sessions, ids, chunk_size: int) -> dict:
     per forward, from the stored attempts."""
     from sqlalchemy import select
 
-    from pipeline.storage.models import Attempt
-    from pipeline.submission import chunks
+    from service.storage.models import Attempt
+    from service.submission import chunks
 
     with sessions() as s:
         attempts = s.execute(select(Attempt).where(Attempt.item_id.in_(ids)).order_by(Attempt.id)).scalars().all()
@@ -104,7 +104,7 @@ def stage_seconds(sessions, ids, chunk_size: int) -> dict:
 def collect(sessions, ids, seconds, runtime, jobs: list[Job]) -> dict:
     from sqlalchemy import select
 
-    from pipeline.storage.models import Attempt, Item
+    from service.storage.models import Attempt, Item
 
     with sessions() as s:
         items = s.execute(select(Item).where(Item.id.in_(ids)).order_by(Item.id)).scalars().all()

@@ -25,8 +25,8 @@ from hybridgen.relative_redirects import make_redirects_relative
 from hybridgen.response_headers import EditResponseHeaders
 from hybridgen.security_headers import add_security_headers
 from pipeline.settings import Settings
-from pipeline.storage.db import session_factory
-from pipeline.storage.files import write_private_text
+from service.storage.db import session_factory
+from service.storage.files import write_private_text
 
 SESSION_MAX_AGE_S = 12 * 3600
 STATIC = Path(__file__).resolve().parent / "static"

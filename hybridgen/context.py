@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from migrations import runner
 from pipeline.settings import Settings, SettingsError, check_device, check_paths
-from pipeline.storage.db import session_factory
+from service.storage.db import session_factory
 
 
 @dataclass

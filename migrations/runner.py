@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
-from pipeline.storage.files import private_sqlite
+from service.storage.files import private_sqlite
 
 HERE = Path(__file__).resolve().parent
 

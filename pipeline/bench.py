@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.orchestrator import run_chunk
 from pipeline.runtime import Runtime
-from pipeline.spec import Job, ParsedBatch, content_hash
-from pipeline.storage.models import Attempt, AttemptPath, Item, ItemStatus
-from pipeline.submission import chunks, submit_batch
+from service.spec import Job, ParsedBatch, content_hash
+from service.storage.models import Attempt, AttemptPath, Item, ItemStatus
+from service.submission import chunks, submit_batch
 
 FALLBACK_STAGE = "fallback"
 """The stages of the AR fallback are shown as one: it is the price of a failed first attempt."""

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.storage.queries import Claim, heartbeat
+from service.storage.queries import Claim, heartbeat
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.storage.queries import AttemptRecord
+from service.storage.queries import AttemptRecord
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from pipeline.runtime import Runtime
 from pipeline.paths import run_fallback, run_planned
 from pipeline.plain import run_plain
 from pipeline.retries import retry_failed
-from pipeline.storage.models import AttemptPath, Batch, Item, ItemStatus
-from pipeline.storage.queries import AttemptRecord, Claim, claim_items, finish_item
-from pipeline.storage.types import utcnow
+from service.storage.models import AttemptPath, Batch, Item, ItemStatus
+from service.storage.queries import AttemptRecord, Claim, claim_items, finish_item
+from service.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from pipeline.kinds import get_kind
 from pipeline.planner import PlanResult, make_plans
 from pipeline.runtime import Runtime
 from pipeline.spans import SpanBatch, ar_generator, refiner_generator, write_spans
-from pipeline.storage.queries import AttemptRecord
-from pipeline.storage.types import utcnow
+from service.storage.queries import AttemptRecord
+from service.storage.types import utcnow
 from pipeline.validation import all_passed, validate
 from validators.base import Report
 

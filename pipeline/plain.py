@@ -19,9 +19,9 @@ from pipeline.paths import Drafted, to_attempt
 from pipeline.retries import retry_failed
 from pipeline.runtime import Runtime
 from pipeline.spans import ar_generator, write_spans
-from pipeline.storage.models import AttemptPath
-from pipeline.storage.queries import AttemptRecord
-from pipeline.storage.types import utcnow
+from service.storage.models import AttemptPath
+from service.storage.queries import AttemptRecord
+from service.storage.types import utcnow
 from validators.base import Report
 
 

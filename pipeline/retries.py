@@ -25,8 +25,8 @@ from pipeline.kinds import get_kind
 from pipeline.paths import Drafted, draft_reports, draft_versions
 from pipeline.planner import PlanResult
 from pipeline.runtime import Runtime
-from pipeline.storage.queries import AttemptRecord
-from pipeline.storage.types import utcnow
+from service.storage.queries import AttemptRecord
+from service.storage.types import utcnow
 from pipeline.validation import all_passed
 from validators.base import Report
 

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import platformdirs
 
-from pipeline.modes import MODES
+from service.modes import MODES
 
 ENV_PREFIX = "HYBRIDGEN_"
 DEFAULT_MODEL = "smollm2-135m-instruct"

@@ -19,7 +19,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pipeline.spec import MAX_JSON_DEPTH, MAX_LINE_BYTES
+from service.spec import MAX_JSON_DEPTH, MAX_LINE_BYTES
 
 GOOD_JOBS: list[dict[str, Any]] = [
     {"kind": "article", "input": {"topic": "tea", "sections": 3}},

@@ -93,7 +93,7 @@ def pg_server_url():
     user = admin.info.user
     admin.execute(f'CREATE DATABASE "{name}"')
     yield f"postgresql+psycopg://{user}@127.0.0.1:5432/{name}"
-    from pipeline.storage.db import dispose_engines
+    from service.storage.db import dispose_engines
 
     dispose_engines()
     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -110,7 +110,7 @@ def pg_url(pg_server_url):
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
-    from pipeline.storage.db import dispose_engines
+    from service.storage.db import dispose_engines
 
     dispose_engines()
     return pg_server_url

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from pipeline.storage.db import dispose_engines, session_factory
-from pipeline.storage.models import Attempt, Item
+from service.storage.db import dispose_engines, session_factory
+from service.storage.models import Attempt, Item
 from tests.helpers import cli_env, run_cli, wait_for
 
 FINAL = ("done", "flagged", "error")

@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pipeline.accounts import create_token, create_user
-from pipeline.spec import parse_array
-from pipeline.storage.db import session_factory
-from pipeline.storage.models import ItemStatus
-from pipeline.storage.queries import AttemptRecord, claim_items, finish_item
-from pipeline.storage.types import utcnow
-from pipeline.submission import submit_batch
+from service.accounts import create_token, create_user
+from service.spec import parse_array
+from service.storage.db import session_factory
+from service.storage.models import ItemStatus
+from service.storage.queries import AttemptRecord, claim_items, finish_item
+from service.storage.types import utcnow
+from service.submission import submit_batch
 
 ADMIN, ADMIN_PASSWORD = "alice", "correct horse battery"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.accounts import (
+from service.accounts import (
     AccountError,
     authenticate_user,
     create_token,
@@ -14,8 +14,8 @@ from pipeline.accounts import (
     user_for_token,
     verify_password,
 )
-from pipeline.storage.db import session_factory
-from pipeline.storage.models import ApiToken, User
+from service.storage.db import session_factory
+from service.storage.models import ApiToken, User
 from tests.helpers import cli_env, run_cli
 
 

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from hybridgen.admin.services import AppServices
 from hybridgen.app import create_app
 from pipeline.settings import Settings
-from pipeline.storage.db import session_factory
-from pipeline.storage.models import Item, Review
+from service.storage.db import session_factory
+from service.storage.models import Item, Review
 from tests.conftest import REPO, in_ci
 from tests.live_server import LiveServer
 from tests.review_fixtures import ADMIN, ADMIN_PASSWORD, seed_review_data

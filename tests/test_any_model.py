@@ -13,7 +13,7 @@ from pipeline.jobs import ItemJob
 from pipeline.orchestrator import _generate
 from pipeline.runtime import Runtime, refiner_family_and_adapter
 from pipeline.settings import SettingsError
-from pipeline.spec import parse_jsonl
+from service.spec import parse_jsonl
 
 JOBS = [
     {"kind": "article", "input": {"topic": "tea", "sections": 2}},

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from hybridgen.app import create_app
 from pipeline.settings import Settings
-from pipeline.storage.db import session_factory
-from pipeline.storage.models import Batch, Item, Review
+from service.storage.db import session_factory
+from service.storage.models import Batch, Item, Review
 from tests.live_server import LiveServer
 from tests.review_fixtures import seed_review_data
 

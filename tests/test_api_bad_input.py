@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from hybridgen.admin.services import AppServices
 from hybridgen.app import create_app
 from pipeline.settings import Settings
-from pipeline.spec import SpecError, parse_submission
-from pipeline.storage.db import session_factory
-from pipeline.storage.models import Batch, Item
+from service.spec import SpecError, parse_submission
+from service.storage.db import session_factory
+from service.storage.models import Batch, Item
 from tests.bad_input_strategies import BadBatch, BadJob, any_bytes, bad_batches, bad_jobs, good_job, json_lines
 from tests.live_server import LiveServer
 from tests.review_fixtures import seed_review_data

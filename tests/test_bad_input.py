@@ -1,6 +1,6 @@
 """Hostile input, property-based: malformed JSONL, wrong types, huge fields, non-UTF-8 bytes, deep nesting.
 
-Through `pipeline.spec` and through `hybridgen submit`: always a SpecError / a clear CLI error that
+Through `service.spec` and through `hybridgen submit`: always a SpecError / a clear CLI error that
 names every bad line (and the field, where there is one), and the database and the queue are left
 exactly as they were. The strategies live in tests/bad_input_strategies.py (the HTTP API tests use
 them too).
@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 
 from hybridgen.cli import cli
 from pipeline.settings import Settings
-from pipeline.spec import SpecError, parse_array, parse_jsonl
-from pipeline.storage.db import dispose_engines, session_factory
-from pipeline.storage.models import Attempt, Batch, Item
+from service.spec import SpecError, parse_array, parse_jsonl
+from service.storage.db import dispose_engines, session_factory
+from service.storage.models import Attempt, Batch, Item
 from tests.bad_input_strategies import BadBatch, BadJob, any_bytes, bad_batches, bad_jobs, good_job, json_lines
 
 # No example database (nothing written into the checkout); no deadline (a loaded CI machine is slow).

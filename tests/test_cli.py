@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from hybridgen.cli import cli
-from pipeline.storage.db import dispose_engines, session_factory
-from pipeline.storage.models import Batch, Item
+from service.storage.db import dispose_engines, session_factory
+from service.storage.models import Batch, Item
 
 GOOD = [
     {"kind": "article", "input": {"topic": "tea"}, "key": "k1"},

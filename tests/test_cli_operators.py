@@ -15,13 +15,13 @@ from sqlalchemy import func, select
 from hybridgen.cli import cli
 from hybridgen.commands.bench import bench_table, parse_modes
 from hybridgen.progress import ItemProgress
-from pipeline.modes import MODES
-from pipeline.spec import parse_jsonl
-from pipeline.storage.db import session_factory
-from pipeline.storage.models import Attempt, Batch, Item, ItemStatus, Review
-from pipeline.storage.queries import AttemptRecord, claim_items, finish_item
-from pipeline.storage.types import utcnow
-from pipeline.submission import submit_batch
+from service.modes import MODES
+from service.spec import parse_jsonl
+from service.storage.db import session_factory
+from service.storage.models import Attempt, Batch, Item, ItemStatus, Review
+from service.storage.queries import AttemptRecord, claim_items, finish_item
+from service.storage.types import utcnow
+from service.submission import submit_batch
 from tests.test_cli import env, invoke  # noqa: F401 - env: the CLI's tiny-model environment (a fixture)
 
 JOBS = [

@@ -10,9 +10,9 @@ import pytest
 
 from hybridgen.app import session_secret
 from hybridgen.context import CliContext
-from pipeline.accounts import create_user
+from service.accounts import create_user
 from pipeline.settings import Settings
-from pipeline.storage.db import dispose_engines
+from service.storage.db import dispose_engines
 from workers import embedded_broker
 from workers.app import create_app
 from workers.enqueue import queued_task_count, send_tasks

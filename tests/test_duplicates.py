@@ -20,12 +20,12 @@ from hybridgen.cli import cli
 from pipeline.orchestrator import run_chunk
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings
-from pipeline.spec import parse_jsonl
-from pipeline.storage.db import dispose_engines, session_factory
-from pipeline.storage.models import Attempt, Batch, Item
-from pipeline.storage.queries import claim_items
-from pipeline.storage.types import utcnow
-from pipeline.submission import submit_batch
+from service.spec import parse_jsonl
+from service.storage.db import dispose_engines, session_factory
+from service.storage.models import Attempt, Batch, Item
+from service.storage.queries import claim_items
+from service.storage.types import utcnow
+from service.submission import submit_batch
 from workers.app import create_app
 from workers.enqueue import queued_task_count
 

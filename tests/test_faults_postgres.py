@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from pipeline.storage.db import dispose_engines
+from service.storage.db import dispose_engines
 from tests.fault_helpers import assert_nothing_lost, fault_env, n_final, submit_jobs, wait_all_final
 from tests.helpers import WorkerProcess, wait_for
 

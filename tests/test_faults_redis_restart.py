@@ -14,9 +14,9 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from pipeline.storage.db import session_factory
-from pipeline.storage.models import Item
-from pipeline.storage.types import utcnow
+from service.storage.db import session_factory
+from service.storage.models import Item
+from service.storage.types import utcnow
 from tests.conftest import need_service
 from tests.fault_helpers import PrivateRedis, assert_nothing_lost, fault_env, n_final, submit_jobs, wait_all_final
 from tests.helpers import WorkerProcess, wait_for

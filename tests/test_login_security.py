@@ -14,9 +14,9 @@ from hybridgen.admin.ratelimit import LoginThrottle
 from hybridgen.admin.services import AppServices
 from hybridgen.app import create_app
 from hybridgen.commands.serve import proxy_options
-from pipeline.accounts import set_disabled, set_password
+from service.accounts import set_disabled, set_password
 from pipeline.settings import Settings
-from pipeline.storage.db import session_factory
+from service.storage.db import session_factory
 from tests.live_server import LiveServer
 from tests.review_fixtures import ADMIN, ADMIN_PASSWORD, seed_review_data
 

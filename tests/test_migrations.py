@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from migrations import runner
-from pipeline.storage.models import Base
+from service.storage.models import Base
 
 TABLES = {"batches", "items", "attempts", "reviews", "users", "api_tokens"}
 

@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 
 from pipeline.orchestrator import run_chunk
 from pipeline.runtime import Runtime
-from pipeline.spec import parse_jsonl
-from pipeline.storage.db import session_factory
-from pipeline.storage.models import Attempt, Item
-from pipeline.submission import submit_batch
+from service.spec import parse_jsonl
+from service.storage.db import session_factory
+from service.storage.models import Attempt, Item
+from service.submission import submit_batch
 
 JOBS = "\n".join(json.dumps(o) for o in [
     {"kind": "article", "input": {"topic": "tea"}},

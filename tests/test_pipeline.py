@@ -14,10 +14,10 @@ from pipeline.orchestrator import _generate, run_chunk
 from generators.decoding.commit_rules import CommitRule, Verify
 from pipeline.runtime import RefineSettings, Runtime, parse_overrides, refine_settings
 from pipeline.settings import SettingsError
-from pipeline.spec import parse_jsonl
-from pipeline.storage.db import session_factory
-from pipeline.storage.models import Attempt, Item
-from pipeline.submission import submit_batch
+from service.spec import parse_jsonl
+from service.storage.db import session_factory
+from service.storage.models import Attempt, Item
+from service.submission import submit_batch
 
 ALL_VALIDATORS = "markdown_structure,degeneration,contradiction,json_schema,product_attributes,python_syntax,sandbox_tests"
 JOBS = [

@@ -15,10 +15,10 @@ from pipeline.kinds import get_kind
 from pipeline.orchestrator import _generate, run_chunk
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings, SettingsError
-from pipeline.spec import parse_jsonl
-from pipeline.storage.db import session_factory
-from pipeline.storage.models import Attempt, Batch, Item
-from pipeline.submission import submit_batch
+from service.spec import parse_jsonl
+from service.storage.db import session_factory
+from service.storage.models import Attempt, Batch, Item
+from service.submission import submit_batch
 from validators.base import ValidationContext
 from tests.test_cli import env, invoke  # noqa: F401 - env: the CLI's tiny-model environment (a fixture)
 from validators.markdown_structure import MarkdownStructure

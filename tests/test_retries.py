@@ -13,7 +13,7 @@ from pipeline.planner import PlanResult
 from pipeline.retries import retry_failed
 from pipeline.runtime import Runtime
 from pipeline.settings import Settings, SettingsError
-from pipeline.storage.queries import AttemptRecord
+from service.storage.queries import AttemptRecord
 from validators.base import Report
 
 CODE_INPUT = {"prompt": "Write a function add(a, b) that adds two numbers.", "tests": ["assert add(1, 2) == 3"]}

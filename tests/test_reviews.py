@@ -1,4 +1,4 @@
-"""Review decisions (pipeline.reviews), evidence highlighting, and export of review outcomes."""
+"""Review decisions (service.reviews), evidence highlighting, and export of review outcomes."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from sqlalchemy import select
 
 from hybridgen.admin.highlight import evidence_spans, highlighted
 from hybridgen.admin.item_page import item_page
-from pipeline.export import export_records
-from pipeline.reviews import ReviewError, review_items
-from pipeline.spec import parse_array
-from pipeline.storage.db import session_factory
-from pipeline.storage.models import Item, Review, User
-from pipeline.submission import submit_batch
+from service.export import export_records
+from service.reviews import ReviewError, review_items, undo_last
+from service.storage.search import matches
+from service.spec import parse_array
+from service.storage.db import session_factory
+from service.storage.models import Item, Review, User
+from service.submission import submit_batch
 from tests.review_fixtures import seed_review_data
 
 
@@ -61,7 +62,7 @@ def test_edits_must_stay_valid_for_their_kind_and_running_items_wait(migrated_sq
             {"kind": "code", "input": {"prompt": "def f(): ..."}}]
     ids = submit_batch(sessions, parse_array(jobs), name="t", mode="ar").new_item_ids
     with sessions.begin() as s:
-        from pipeline.accounts import create_user
+        from service.accounts import create_user
 
         user = create_user(s, "rev", "password1")
         out = review_items(s, ids, "approve", user)
@@ -91,3 +92,60 @@ def test_item_page_gathers_attempts_evidence_and_plan(migrated_sqlite):
         assert str(page.final_output_html).count("<mark") == 2
         assert '"title": "The City Museum"' in page.plan_json
         assert item_page(s, 424242) is None
+
+
+def test_use_attempt_makes_that_output_final_and_undo_restores_it(migrated_sqlite):
+    seed = seed_review_data(migrated_sqlite)
+    sessions = session_factory(migrated_sqlite)
+    with sessions.begin() as s:
+        alice = s.execute(select(User)).scalar_one()
+        item = s.get(Item, seed.flagged_id)
+        hybrid = next(a for a in item.attempts if a.path == "hybrid")
+        other = s.get(Item, seed.hybrid_done_id).attempts[0]
+        with pytest.raises(ReviewError, match="not one of its attempts"):
+            review_items(s, [seed.flagged_id], "use_attempt", alice, attempt_id=other.id)
+        with pytest.raises(ReviewError, match="needs the attempt"):
+            review_items(s, [seed.flagged_id], "use_attempt", alice)
+        review_items(s, [seed.flagged_id], "use_attempt", alice, attempt_id=hybrid.id)
+        assert item.edited_output == hybrid.output and item.review_status == "edited"
+        assert "Tickets" in item.search_text, "the chosen output is searchable"
+        review_items(s, [seed.hybrid_done_id], "approve", alice)
+    with sessions() as s:
+        records = {r["item_id"]: r for r in export_records(s, seed.batch_id)}
+        assert records[seed.flagged_id]["output"] == hybrid.output
+    with sessions.begin() as s:
+        alice = s.execute(select(User)).scalar_one()
+        undo = undo_last(s, alice)  # takes back the approve of hybrid_done first (the latest)
+        assert s.get(Item, seed.hybrid_done_id).review_status is None and undo.decision == "undo"
+        undo_last(s, alice)
+        item = s.get(Item, seed.flagged_id)
+        assert item.edited_output is None and item.review_status is None and item.status == "flagged"
+        with pytest.raises(ReviewError, match="nothing to undo"):
+            undo_last(s, alice)
+
+
+def test_undo_of_a_requeue_puts_the_item_back_unless_it_ran_again(migrated_sqlite):
+    seed = seed_review_data(migrated_sqlite)
+    sessions = session_factory(migrated_sqlite)
+    with sessions.begin() as s:
+        alice = s.execute(select(User)).scalar_one()
+        review_items(s, [seed.flagged_id, seed.hybrid_done_id], "requeue", alice)
+        undo_last(s, alice)  # the latest review row is hybrid_done's
+        assert s.get(Item, seed.hybrid_done_id).status == "done"
+        item = s.get(Item, seed.flagged_id)
+        assert item.status == "queued"
+        item.run_count += 1  # a worker claimed it again
+        with pytest.raises(ReviewError, match="run again"):
+            undo_last(s, alice)
+
+
+def test_search_text_covers_input_and_output_of_every_item(migrated_sqlite):
+    seed = seed_review_data(migrated_sqlite)
+    sessions = session_factory(migrated_sqlite)
+    with sessions() as s:
+        def found(term):
+            return sorted(s.execute(select(Item.id).where(matches(term, "sqlite"))).scalars())
+        assert found("museum") == [seed.flagged_id], "input text is searched"
+        assert seed.hybrid_done_id in found("Tea"), "case-insensitive"
+        assert found("100%_") == [], "LIKE wildcards in the term are literal"
+        assert found("museum tea") == [], "every word must match"

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from hybridgen.app import create_app
-from pipeline.accounts import create_token, create_user
+from service.accounts import create_token, create_user
 from pipeline.settings import Settings
-from pipeline.storage.db import session_factory
-from pipeline.storage.models import Item
+from service.storage.db import session_factory
+from service.storage.models import Item
 from tests.fault_helpers import fault_env
 from tests.helpers import WorkerProcess, run_cli, wait_for
 from tests.live_server import LiveServer

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline.spec import MAX_JSON_DEPTH, MAX_LINE_BYTES, SpecError, parse_array, parse_jsonl
+from service.spec import MAX_JSON_DEPTH, MAX_LINE_BYTES, SpecError, parse_array, parse_jsonl
 
 
 def line(obj) -> str:

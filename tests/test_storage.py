@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from pipeline.spec import parse_jsonl
-from pipeline.storage.db import session_factory
-from pipeline.storage.models import Attempt, Batch, Item, ItemStatus
-from pipeline.storage.queries import (
+from service.spec import parse_jsonl
+from service.storage.db import session_factory
+from service.storage.models import Attempt, Batch, Item, ItemStatus
+from service.storage.queries import (
     AttemptRecord,
     batch_summary,
     claim_items,
@@ -19,8 +19,8 @@ from pipeline.storage.queries import (
     reap_stale,
     requeue_items,
 )
-from pipeline.storage.types import utcnow
-from pipeline.submission import submit_batch
+from service.storage.types import utcnow
+from service.submission import submit_batch
 
 JOBS = "\n".join(json.dumps(o) for o in [
     {"kind": "article", "input": {"topic": "tea"}, "key": "a"},

@@ -12,7 +12,7 @@ import pytest
 from pipeline.jobs import ItemJob
 from pipeline.orchestrator import _generate
 from pipeline.runtime import Runtime
-from pipeline.spec import parse_jsonl
+from service.spec import parse_jsonl
 
 HEADINGS = ["Where tea comes from", "Green, black & oolong", "Brewing: time and heat"]
 ATTRIBUTES = {"capacity": "350 ml", "material": "stainless steel", "colour": "midnight blue", "lid": "bamboo",

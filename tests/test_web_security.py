@@ -14,8 +14,8 @@ from hybridgen.admin.services import AppServices
 from hybridgen.admin.views import MODEL_VIEWS
 from hybridgen.app import create_app
 from pipeline.settings import Settings
-from pipeline.storage.db import session_factory
-from pipeline.storage.models import Batch, Item, Review
+from service.storage.db import session_factory
+from service.storage.models import Batch, Item, Review
 from tests.live_server import LiveServer
 from tests.review_fixtures import ADMIN, ADMIN_PASSWORD, seed_review_data
 

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from pipeline.settings import Settings
-from pipeline.storage.db import session_factory
-from pipeline.storage.models import Attempt, Item
+from service.storage.db import session_factory
+from service.storage.models import Attempt, Item
 from tests.helpers import WorkerProcess, cli_env, run_cli, wait_for
 
 pytestmark = pytest.mark.integration

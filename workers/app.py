@@ -6,7 +6,7 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_ready
 
 from pipeline.settings import Settings
-from pipeline.storage.db import dispose_engines
+from service.storage.db import dispose_engines
 from workers import embedded_broker
 
 

@@ -15,7 +15,7 @@ from kombu.transport import sqlalchemy as kombu_sqla
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 
-from pipeline.storage.files import private_sqlite
+from service.storage.files import private_sqlite
 
 ALIAS = "hybridgen-sqla"
 # Options consumed by kombu itself, never meant for create_engine.

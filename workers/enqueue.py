@@ -8,9 +8,9 @@ from typing import Sequence
 from celery import Celery
 
 from pipeline.settings import Settings
-from pipeline.storage.db import session_scope
-from pipeline.storage.queries import mark_enqueued
-from pipeline.submission import chunks
+from service.storage.db import session_scope
+from service.storage.queries import mark_enqueued
+from service.submission import chunks
 from workers.tasks import PROCESS_CHUNK
 
 log = logging.getLogger(__name__)

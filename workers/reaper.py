@@ -26,9 +26,9 @@ from datetime import timedelta
 from celery import Celery
 
 from pipeline.settings import Settings
-from pipeline.storage.db import session_scope
-from pipeline.storage.queries import reap_stale, release_orphans, take_orphans
-from pipeline.storage.types import utcnow
+from service.storage.db import session_scope
+from service.storage.queries import reap_stale, release_orphans, take_orphans
+from service.storage.types import utcnow
 from workers import embedded_broker
 from workers.enqueue import queued_task_count, send_tasks
 

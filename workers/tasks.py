@@ -9,7 +9,7 @@ from celery import Celery
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from pipeline.settings import Settings
-from pipeline.storage.db import session_factory
+from service.storage.db import session_factory
 from workers.memory import release_free_memory
 
 log = logging.getLogger(__name__)

@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "outputs.jsonl")
     args = ap.parse_args()
     from pipeline.settings import Settings
-    from pipeline.storage.models import Attempt, Item
+    from service.storage.models import Attempt, Item
 
     lines = job_lines(args.articles, args.products, args.mbpp, args.hidden)
     seen = set()

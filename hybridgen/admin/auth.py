@@ -3,7 +3,7 @@ failed-login throttling.
 
 The session cookie is signed, not stored, so "ending" a session means making it stale: login
 stamps the user's `session_version` into it, and logout, a password change or disabling the user
-raise that number (pipeline.accounts.end_sessions). Every request re-reads the user, so an old copy
+raise that number (service.accounts.end_sessions). Every request re-reads the user, so an old copy
 of the cookie stops working at once, on every browser.
 """
 
@@ -20,8 +20,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from hybridgen.admin.csrf import csrf_token
 from hybridgen.admin.device_cookie import DeviceCookies
 from hybridgen.admin.ratelimit import LoginThrottle
-from pipeline.accounts import authenticate_user, end_sessions, normalize_username, session_user
-from pipeline.storage.models import User
+from service.accounts import authenticate_user, end_sessions, normalize_username, session_user
+from service.storage.models import User
 
 log = logging.getLogger(__name__)
 

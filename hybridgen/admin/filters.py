@@ -10,8 +10,8 @@ from typing import Any, Callable
 
 from sqlalchemy import Select, desc, select
 
-from pipeline.storage.models import AttemptPath, Batch, Item, ItemStatus
-from pipeline.storage.types import parse_id
+from service.storage.models import AttemptPath, Batch, Item, ItemStatus
+from service.storage.types import parse_id
 from pipeline.validation import REPORT_NAMES
 
 ALL = "__all"

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hybridgen.admin.highlight import highlighted
-from pipeline.storage.models import Attempt, AttemptPath, Item, Review
+from service.storage.models import Attempt, AttemptPath, Item, Review
 
 PATH_TITLES = {
     AttemptPath.hybrid.value: "Hybrid output (plan + refiner)",

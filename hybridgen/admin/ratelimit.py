@@ -8,7 +8,7 @@ A login attempt is checked against two keys, and every failure counts on both:
   the real user, from any other address, is not affected. The address comes from the TCP peer, or
   from X-Forwarded-For only when `hybridgen serve` trusts the proxy (HYBRIDGEN_FORWARDED_ALLOW_IPS),
   so a client cannot buy fresh tries by inventing that header.
-- the username, in the form the user lookup compares (`pipeline.accounts.normalize_username`):
+- the username, in the form the user lookup compares (`service.accounts.normalize_username`):
   - for a browser that never logged in as that user (`name:`), a larger allowance, NAME_FACTOR x
     `free` failures from all addresses together, then the same backoff. This is what slows a
     guesser that spreads over many addresses.

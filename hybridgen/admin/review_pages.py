@@ -19,9 +19,9 @@ from starlette.responses import RedirectResponse, Response
 from hybridgen.admin.csrf import FORM_FIELD, csrf_token, token_is_valid
 from hybridgen.admin.services import AppServices
 from hybridgen.words import plural
-from pipeline.reviews import ReviewError, review_items
-from pipeline.storage.models import Item, ReviewDecision, User
-from pipeline.storage.types import MAX_ID, parse_id
+from service.reviews import ReviewError, review_items
+from service.storage.models import Item, ReviewDecision, User
+from service.storage.types import MAX_ID, parse_id
 
 DECIDE_PATH = "/review/decide"
 MAX_BULK = 500

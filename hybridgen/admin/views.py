@@ -1,7 +1,7 @@
 """sqladmin views of the review app: item list and page, batches, attempts, reviews, users, tokens.
 
 Every view is read-only as far as sqladmin is concerned (no create/edit/delete/import): the only
-writes are review decisions, which go through `ReviewPages` (CSRF-checked) and `pipeline.reviews`.
+writes are review decisions, which go through `ReviewPages` (CSRF-checked) and `service.reviews`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from hybridgen.admin.csrf import csrf_token
 from hybridgen.admin.filters import item_filters
 from hybridgen.admin.item_page import item_page
 from hybridgen.admin.services import AppServices
-from pipeline.storage.models import ApiToken, Attempt, Batch, Item, Review, User
-from pipeline.storage.queries import batch_summary
-from pipeline.storage.types import parse_id
+from service.storage.models import ApiToken, Attempt, Batch, Item, Review, User
+from service.storage.queries import batch_summary
+from service.storage.types import parse_id
 
 STATUS_COLOURS = {"done": "green", "flagged": "orange", "error": "red", "running": "blue", "queued": "secondary"}
 

@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hybridgen.admin.auth import logged_in_admin
-from pipeline.accounts import user_for_token
+from service.accounts import user_for_token
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `hybridgen tokens create`.")
 

@@ -21,13 +21,13 @@ from hybridgen.api.schemas import (
     SubmitProblemResponse,
     SubmitResponse,
 )
-from pipeline.export import export_records, item_record
-from pipeline.reviews import review_items
-from pipeline.spec import SpecError, parse_submission
-from pipeline.storage.models import Attempt, Batch, Item, ReviewDecision, User
-from pipeline.storage.queries import batch_summary
-from pipeline.storage.types import MAX_ID
-from pipeline.submission import MODES, queued_item_ids, submit_batch
+from service.export import export_records, item_record
+from service.reviews import review_items
+from service.spec import SpecError, parse_submission
+from service.storage.models import Attempt, Batch, Item, ReviewDecision, User
+from service.storage.queries import batch_summary
+from service.storage.types import MAX_ID
+from service.submission import MODES, queued_item_ids, submit_batch
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], tags=["batches"])
 

@@ -8,7 +8,7 @@ import click
 
 from hybridgen.context import CliContext
 from hybridgen.render import batches_table, console
-from pipeline.storage.queries import list_batches
+from service.storage.queries import list_batches
 
 
 @click.command()

@@ -22,12 +22,12 @@ from hybridgen.render import console
 from hybridgen.progress import ItemProgress
 from hybridgen.words import plural
 from migrations import runner
-from pipeline.modes import MODES
-from pipeline.storage.db import get_engine, session_factory
+from service.modes import MODES
+from service.storage.db import get_engine, session_factory
 
 
 def parse_modes(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str]:
-    """A comma-separated list of the modes the pipeline knows (pipeline.modes.MODES); all by default."""
+    """A comma-separated list of the modes the pipeline knows (service.modes.MODES); all by default."""
     if value is None:
         return list(MODES)
     modes = list(dict.fromkeys(m.strip() for m in value.split(",") if m.strip()))

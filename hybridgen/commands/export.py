@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from hybridgen.context import CliContext
 from hybridgen.words import plural
-from pipeline.export import export_records
-from pipeline.storage.models import Batch
+from service.export import export_records
+from service.storage.models import Batch
 
 
 @click.command()

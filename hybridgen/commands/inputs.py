@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.spec import ParsedBatch, SpecError, parse_submission
+from service.spec import ParsedBatch, SpecError, parse_submission
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
 

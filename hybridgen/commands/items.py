@@ -10,8 +10,8 @@ from rich.table import Table
 from hybridgen.commands.selection import validator_option
 from hybridgen.context import CliContext
 from hybridgen.render import console
-from pipeline.storage.models import Batch, ItemStatus
-from pipeline.storage.queries import list_items
+from service.storage.models import Batch, ItemStatus
+from service.storage.queries import list_items
 
 
 @click.command()

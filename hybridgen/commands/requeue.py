@@ -13,9 +13,9 @@ import click
 from hybridgen.commands.selection import validator_option
 from hybridgen.context import CliContext
 from hybridgen.words import plural
-from pipeline.reviews import review_items, reviewer_named
-from pipeline.storage.models import Batch, ItemStatus, ReviewDecision
-from pipeline.storage.queries import matching_item_ids
+from service.reviews import review_items, reviewer_named
+from service.storage.models import Batch, ItemStatus, ReviewDecision
+from service.storage.queries import matching_item_ids
 
 FINISHED = [s.value for s in ItemStatus.final()]
 

@@ -17,8 +17,8 @@ from hybridgen.context import CliContext
 from hybridgen.progress import ItemProgress
 from hybridgen.render import console, run_report
 from hybridgen.words import plural
-from pipeline.storage.queries import batch_summary
-from pipeline.submission import MODES, chunks, queued_item_ids
+from service.storage.queries import batch_summary
+from service.submission import MODES, chunks, queued_item_ids
 
 
 @click.command()

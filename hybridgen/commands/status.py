@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from hybridgen.context import CliContext
 from hybridgen.render import console, summary_table
-from pipeline.storage.queries import batch_summary
+from service.storage.queries import batch_summary
 
 
 @click.command()

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hybridgen.words import plural
 from pipeline.settings import Settings
-from pipeline.spec import ParsedBatch
-from pipeline.submission import SubmitResult, resubmission_conflict, submit_batch
+from service.spec import ParsedBatch
+from service.submission import SubmitResult, resubmission_conflict, submit_batch
 
 NEW_BATCH_HELP = ("Store the jobs as a new batch even when they were submitted before (e.g. to generate them "
                   "again in another mode or with another model).")

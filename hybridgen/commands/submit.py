@@ -10,7 +10,7 @@ from hybridgen.commands.inputs import expand_paths, read_batch
 from hybridgen.commands.storing import NEW_BATCH_HELP, store_files
 from hybridgen.context import CliContext
 from hybridgen.words import plural
-from pipeline.submission import MODES, queued_item_ids
+from service.submission import MODES, queued_item_ids
 from workers.enqueue import enqueue_items
 
 

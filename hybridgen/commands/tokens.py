@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from hybridgen.context import CliContext
-from pipeline.accounts import AccountError, create_token, list_tokens, revoke_token
+from service.accounts import AccountError, create_token, list_tokens, revoke_token
 
 
 @click.group()

@@ -8,8 +8,8 @@ import click
 from sqlalchemy import select
 
 from hybridgen.context import CliContext
-from pipeline.accounts import AccountError, create_user, set_disabled, set_password
-from pipeline.storage.models import User
+from service.accounts import AccountError, create_user, set_disabled, set_password
+from service.storage.models import User
 
 
 def read_password(from_stdin: bool) -> str:

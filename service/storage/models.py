@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 models: batches, items, attempts, reviews, users, API tokens.
+"""SQLAlchemy 2.0 models: batches, items, attempts, reviews, feedback labels, webhook deliveries, users, API tokens.
 
 The schema is created and changed only by Alembic revisions in `migrations/` (which never import
 this module); `tests/test_migrations.py` checks that the two agree.
@@ -25,10 +25,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from pipeline.storage.types import JSONType, UTCDateTime, utcnow
+from service.storage.types import JSONType, UTCDateTime, utcnow
 
 
 class ItemStatus(str, enum.Enum):
@@ -55,6 +57,13 @@ class ReviewDecision(str, enum.Enum):
     reject = "reject"
     edit = "edit"
     requeue = "requeue"
+    use_attempt = "use_attempt"  # make another attempt's output the final one (Review.attempt_id)
+    undo = "undo"  # restore the item as it was before the reviewer's previous decision
+
+
+class FeedbackLabel(str, enum.Enum):
+    false_flag = "false_flag"  # a failing report a reviewer says is wrong
+    missed_defect = "missed_defect"  # a defect (a rubric class) no validator caught
 
 
 class Base(DeclarativeBase):
@@ -79,7 +88,13 @@ class Batch(Base):
 
 class Item(Base):
     __tablename__ = "items"
-    __table_args__ = (Index("ix_items_batch_status", "batch_id", "status"),)
+    __table_args__ = (
+        Index("ix_items_batch_status", "batch_id", "status"),
+        # Full-text search of the review list; PostgreSQL only (SQLite searches with LIKE).
+        Index("ix_items_search_text_fts",
+              func.to_tsvector(literal_column("'simple'"), func.coalesce(literal_column("search_text"), "")),
+              postgresql_using="gin").ddl_if(dialect="postgresql"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
@@ -99,6 +114,8 @@ class Item(Base):
     """approved | rejected | edited | requeued: the latest review decision on the current output."""
     edited_output: Mapped[str | None] = mapped_column(Text)
     """A reviewer's corrected output; exported instead of `output` while set."""
+    search_text: Mapped[str | None] = mapped_column(Text)
+    """Input and deliverable as one text for the review list's search (service.storage.search)."""
     failed_validators: Mapped[str | None] = mapped_column(String(500))
     """",name,name," of the validators the final attempt failed (for filtering the review list)."""
     run_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -170,9 +187,53 @@ class Review(Base):
     decision: Mapped[str] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(Text)
     edited_output: Mapped[str | None] = mapped_column(Text)
+    attempt_id: Mapped[int | None] = mapped_column(Integer)
+    """For use_attempt: the attempt whose output became final."""
+    previous: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    """The item's review fields before this decision, which `undo` restores."""
+    undoes_id: Mapped[int | None] = mapped_column(Integer)
+    """For undo: the review it took back."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     item: Mapped[Item] = relationship(back_populates="reviews")
+
+
+class Feedback(Base):
+    """A reviewer's label on the quality gate, an extra labelled set for benchmarks/validators.py."""
+
+    __tablename__ = "feedback_labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    attempt_id: Mapped[int | None] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(32))
+    """A FeedbackLabel value."""
+    validator: Mapped[str | None] = mapped_column(String(100))
+    """false_flag: the report's validator name, e.g. `degeneration[description]`."""
+    defect_class: Mapped[str | None] = mapped_column(String(64))
+    """missed_defect: the class from docs/review-rubric.md."""
+    note: Mapped[str | None] = mapped_column(Text)
+    labeller_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    labeller_name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """The announcement of one finished batch to its webhook URL, retried with backoff."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("batch_id", name="uq_webhook_deliveries_batch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    """pending | delivered | failed (gave up after the last retry)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_try_at: Mapped[datetime | None] = mapped_column()
+    delivered_at: Mapped[datetime | None] = mapped_column()
 
 
 class ApiToken(Base):

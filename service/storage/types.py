@@ -24,7 +24,7 @@ class UTCDateTime(TypeDecorator):
 
     def process_bind_param(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column; use pipeline.storage.types.utcnow()")
+            raise ValueError("naive datetime given to a UTC column; use service.storage.types.utcnow()")
         return value
 
     def process_result_value(self, value, dialect):

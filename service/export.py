@@ -13,7 +13,7 @@ from typing import Any, Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from pipeline.storage.models import Attempt, Batch, Item
+from service.storage.models import Attempt, Batch, Item
 
 EXPORT_PAGE = 500
 

@@ -19,10 +19,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.modes import MODES
-from pipeline.spec import ParsedBatch
-from pipeline.storage.models import Batch, Item, ItemStatus
-from pipeline.storage.types import utcnow
+from service.modes import MODES
+from service.spec import ParsedBatch
+from service.storage.models import Batch, Item, ItemStatus
+from service.storage.search import search_text
+from service.storage.types import utcnow
 
 
 
@@ -169,6 +170,7 @@ def _store(session: Session, parsed: ParsedBatch, *, name: str, mode: str, param
             "line_no": j.line_no,
             "kind": j.kind,
             "input": j.input,
+            "search_text": search_text(j.input, None),
             "params": j.params,
             "client_key": None if j.key in stored else j.key,
             "status": ItemStatus.queued.value,

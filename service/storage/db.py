@@ -14,7 +14,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.storage.files import private_sqlite
+from service.storage.files import private_sqlite
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()

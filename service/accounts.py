@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.storage.models import ApiToken, User
-from pipeline.storage.types import MAX_ID, utcnow
+from service.storage.models import ApiToken, User
+from service.storage.types import MAX_ID, utcnow
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 MIN_PASSWORD_CHARS = 8

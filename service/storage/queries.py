@@ -16,8 +16,9 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from pipeline.storage.models import Attempt, Batch, Item, ItemStatus
-from pipeline.storage.types import utcnow
+from service.storage.models import Attempt, Batch, Item, ItemStatus
+from service.storage.search import search_text_sql
+from service.storage.types import utcnow
 
 
 @dataclass
@@ -132,6 +133,7 @@ def finish_item(
             failed_validators=failed_validator_names(attempts, final_path),
             # A new output needs a new review: earlier decisions were about the old one.
             review_status=None, edited_output=None,
+            search_text=search_text_sql(output),
         )
     ).rowcount
     if owned != 1:

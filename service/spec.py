@@ -17,7 +17,7 @@ from typing import Annotated, Any, Iterable, Iterator, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from pipeline.modes import MODES
+from service.modes import MODES
 
 MAX_LINE_BYTES = 256 * 1024
 MAX_JOBS = 100_000
@@ -85,7 +85,7 @@ KINDS = tuple(INPUT_MODELS)
 class JobParams(_Strict):
     """Per-job overrides of the batch / settings defaults."""
 
-    mode: Literal[MODES] | None = None  # type: ignore[valid-type]  # the one list (pipeline/modes.py)
+    mode: Literal[MODES] | None = None  # type: ignore[valid-type]  # the one list (service/modes.py)
     max_new_tokens: int | None = Field(default=None, ge=1, le=4096)
     temperature: float | None = Field(default=None, ge=0.0, le=5.0)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
