@@ -41,7 +41,8 @@ def main() -> None:
     from generators.constrained import regex_index, schema_regex
     from generators.loading import load_model
     from pipeline.kinds import get_kind
-    from pipeline.kinds.code import PLAN_REST, given_signature
+    from pipeline.kinds.code import PLAN_REST
+    from validators.code_task import given_signature
     from pipeline.planner import plan_regex
     from pipeline.settings import Settings
     from benchmarks.distinct_jobs import distinct_code_jobs

@@ -1,6 +1,6 @@
 """Validator quality and cost.
 
-    python benchmarks/validators.py [--quick] [--sandbox-only]
+    python benchmarks/validators.py [--quick] [--sandbox-only] [--feedback-db URL]
 
 - contradiction-vs-rest precision / recall / F1 of the default NLI model on the validation parts
   of SNLI dev and MNLI dev-matched (../shared/data/nli; the split the head never trained or was
@@ -14,6 +14,9 @@
 Ends with one JSON line: snli_contradiction_f1, mnli_contradiction_f1, article_validate_ms, sandbox_ms
 (plus product_attribute_f1, product_neutral_flag_rate, interpreter_start_ms, sandbox_over_interpreter_start).
 `--sandbox-only` measures the sandbox alone (no models).
+`--feedback-db URL` adds reviewers' feedback from the review app's database (service/feedback.py) as one
+more labelled set: per validator, how many of its failing reports reviewers called false flags, and the
+missed defects per rubric class (JSON: feedback_outputs, feedback_false_flags, feedback_missed_defects).
 """
 
 from __future__ import annotations
@@ -75,11 +78,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="evaluate on at most 600 pairs per dataset")
     ap.add_argument("--sandbox-only", action="store_true", help="measure only the sandbox's cost (no models)")
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "nli")
+    ap.add_argument("--feedback-db", metavar="URL", help="also report reviewers' false flags and missed defects "
+                    "stored in this database (the review app's)")
     args = ap.parse_args()
     if args.sandbox_only:
         costs = sandbox_costs(5 if args.quick else 30)
         print_table("sandbox cost (median)", ["what", "milliseconds"], list(costs.items()))
-        emit_json({**sandbox_json(costs), "quick": args.quick})
+        emit_json({**sandbox_json(costs), **feedback_json(args.feedback_db), "quick": args.quick})
         return
 
     import torch
@@ -137,7 +142,7 @@ def main() -> None:
     print_table("cost", ["what", "milliseconds"], [("all article validators", round(article_ms, 1)),
                                                   *[(k, v) for k, v in costs.items()]])
     emit_json({**result, "article_validate_ms": round(article_ms, 1), **sandbox_json(costs),
-               "article_words": len(ARTICLE.split()), "quick": args.quick})
+               "article_words": len(ARTICLE.split()), **feedback_json(args.feedback_db), "quick": args.quick})
 
 
 def sandbox_costs(runs: int) -> dict[str, float]:
@@ -171,6 +176,28 @@ SANDBOXED, BARE_START = "one sandboxed test run (bwrap + harness)", "a bare inte
 def sandbox_json(costs: dict[str, float]) -> dict[str, float]:
     return {"sandbox_ms": costs[SANDBOXED], "interpreter_start_ms": costs[BARE_START],
             "sandbox_over_interpreter_start": round(costs[SANDBOXED] / costs[BARE_START], 2)}
+
+
+def feedback_json(url: str | None) -> dict:
+    """Reviewers' feedback as a labelled set (nothing without --feedback-db): printed as two tables,
+    returned for the JSON line. A false-flag share is over the failing reports of outputs a person
+    looked at (reviewed, or given feedback), since only those could be called false."""
+    if not url:
+        return {}
+    from service.feedback import false_flag_counts, feedback_labels, missed_defect_counts
+    from service.storage.db import session_factory
+
+    with session_factory(url)() as session:
+        flags, missed = false_flag_counts(session), missed_defect_counts(session)
+        outputs = sum(1 for _ in feedback_labels(session))
+    by_validator = {name: {**c, "false_flag_share": round(c["false_flags"] / c["failing"], 4) if c["failing"] else None}
+                    for name, c in sorted(flags.items())}
+    print_table(f"reviewers' feedback: false flags per validator ({outputs} outputs labelled)",
+                ["validator", "failing reports (looked at)", "called false flags", "share"],
+                [(n, c["failing"], c["false_flags"], c["false_flag_share"]) for n, c in by_validator.items()])
+    print_table("reviewers' feedback: missed defects per rubric class", ["class", "missed"],
+                sorted(missed.items(), key=lambda kv: (-kv[1], kv[0])) or [("(none)", 0)])
+    return {"feedback_outputs": outputs, "feedback_false_flags": by_validator, "feedback_missed_defects": missed}
 
 
 if __name__ == "__main__":

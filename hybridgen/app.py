@@ -20,6 +20,7 @@ from hybridgen.admin.ratelimit import LoginThrottle
 from hybridgen.admin.services import AppServices, celery_enqueue
 from hybridgen.api.auth import require_token_or_admin
 from hybridgen.api.docs import SWAGGER_ASSETS, add_docs_route
+from hybridgen.api.metrics_routes import router as metrics_router
 from hybridgen.api.routes import router
 from hybridgen.relative_redirects import make_redirects_relative
 from hybridgen.response_headers import EditResponseHeaders
@@ -45,6 +46,7 @@ def create_app(settings: Settings, services: AppServices | None = None) -> FastA
     secret = session_secret(settings)
     app.state.login_throttle = LoginThrottle(settings.login_attempts_per_minute)
     app.include_router(router)
+    app.include_router(metrics_router)
     mount_static(app)
     mount_admin(app, services, app.state.login_throttle, DeviceCookies(secret, settings.secure_cookies))
 

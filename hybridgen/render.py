@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hybridgen.words import duration, plural
@@ -85,7 +86,7 @@ def failure_lines(summary: dict[str, Any]) -> list[str]:
 
 def summary_table(summary: dict[str, Any], console: Console | None = None,
                   alerts: Sequence[str] | None = None) -> None:
-    """One batch, for `hybridgen status`. `alerts`: None when no quality metrics exist to raise any."""
+    """One batch, for `hybridgen status`. `alerts`: None when no alert thresholds are set."""
     console = console or Console()
     console.print(batches_table([summary], title=f"batch {summary['batch_id']} (mode {summary['mode']})"))
     t = summary["timing"]
@@ -105,9 +106,11 @@ def summary_table(summary: dict[str, Any], console: Console | None = None,
     for line in failure_lines(summary):
         console.print(line, markup=False)
     if alerts is None:
-        console.print("quality alerts: not computed (this version has no quality metrics)")
+        console.print("quality alerts: not computed (no thresholds: set HYBRIDGEN_ALERT_THRESHOLDS)")
+    elif not alerts:
+        console.print("quality alerts: none")
     for alert in alerts or ():
-        console.print(f"[bold red]alert[/]: {alert}")
+        console.print("[bold red]alert[/]: " + escape(alert), soft_wrap=True)
 
 
 def run_report(summaries: Sequence[dict[str, Any]], elapsed_s: float, processed: int, console: Console) -> None:

@@ -27,6 +27,7 @@ from pipeline.retries import retry_failed
 from service.storage.models import AttemptPath, Batch, Item, ItemStatus
 from service.storage.queries import AttemptRecord, Claim, claim_items, finish_item
 from service.storage.types import utcnow
+from service.webhook import announce_if_finished
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class ChunkOutcome:
     """item id -> final status, for items whose result this run stored."""
     lost: list[int] = field(default_factory=list)
     """Items whose claim was taken over before this run could store its result."""
+    webhooks: list[int] = field(default_factory=list)
+    """Webhook deliveries created because this run finished their batch (the caller sends them)."""
 
 
 class _InFlight:
@@ -104,7 +107,7 @@ def _run_reserved(item_ids: Sequence[int], *, sessions: sessionmaker[Session], r
     for job in jobs:
         result = results[job.item_id]
         claim = by_id[job.item_id]
-        stored = _store_result(sessions, claim, worker, result)
+        stored = _store_result(sessions, claim, worker, result, outcome.webhooks)
         if stored:
             outcome.finished[job.item_id] = result.status
             if on_item is not None:
@@ -115,8 +118,10 @@ def _run_reserved(item_ids: Sequence[int], *, sessions: sessionmaker[Session], r
     return outcome
 
 
-def _store_result(sessions: sessionmaker[Session], claim: Claim, worker: str, result: ItemOutcome) -> bool:
-    """One transaction per item: attempts + final status, or nothing if the claim was lost."""
+def _store_result(sessions: sessionmaker[Session], claim: Claim, worker: str, result: ItemOutcome,
+                  webhooks: list[int]) -> bool:
+    """One transaction per item: attempts + final status (+ the batch's webhook delivery when this was
+    its last item), or nothing if the claim was lost."""
     with sessions() as session:
         try:
             stored = finish_item(
@@ -128,7 +133,10 @@ def _store_result(sessions: sessionmaker[Session], claim: Claim, worker: str, re
                 error=result.error,
             )
             if stored:
+                delivery = announce_if_finished(session, claim.item_id)
                 session.commit()
+                if delivery is not None:
+                    webhooks.append(delivery)
             else:
                 session.rollback()
             return stored

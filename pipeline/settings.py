@@ -51,6 +51,10 @@ RANGES: tuple[tuple[str, float, float | None, bool], ...] = (
     ("login_attempts_per_minute", 1, None, True),
     ("max_request_mb", 1, None, True),
     ("progress_interval_s", 0.0, None, True),
+    ("webhook_max_attempts", 1, 100, True),
+    ("webhook_backoff_s", 0.0, None, True),
+    ("webhook_timeout_s", 0.0, 300.0, False),
+    ("alert_min_items", 1, None, True),
 )
 
 
@@ -228,10 +232,38 @@ class Settings:
             "headers get 400. Empty: any (redirects are relative either way)."
     )
     max_request_mb: int = setting(64, "Largest request body POST /api/batches accepts, in MiB.")
+    # -- webhooks (a batch's announcement when it finishes; service/webhook.py) -----------------
+    webhook_url: str = setting(
+        "", "Webhook URL for batches submitted without one (API and `submit`); empty: none. Needs WEBHOOK_SECRET."
+    )
+    webhook_allowed_prefixes: str = setting(
+        "", "Comma-separated URL prefixes a batch's own webhook URL must start with (e.g. "
+            "https://hooks.example.com/); a guard against requests into your network (SSRF). Empty: only "
+            "WEBHOOK_URL itself is accepted."
+    )
+    webhook_secret: str = setting(
+        "", "Key of the HMAC-SHA256 signature of webhook bodies (X-Hybridgen-Signature); webhooks are off without it."
+    )
+    webhook_max_attempts: int = setting(6, "Tries of one webhook delivery before it is marked failed.")
+    webhook_backoff_s: float = setting(
+        30.0, "Wait before retrying a failed webhook delivery; it doubles after each failure (at most 1 hour)."
+    )
+    webhook_timeout_s: float = setting(10.0, "Seconds a webhook delivery waits for the receiver's answer.")
     log_level: str = setting("WARNING", "Logging level of the CLI (workers log at INFO unless --loglevel says otherwise).")
     progress_interval_s: float = setting(
         30.0, "Seconds between the plain progress lines (done/total, rate, ETA) that `run` and `bench` print when "
               "their output is not a terminal (CI, nohup, a log file); 0: a line per finished item."
+    )
+    # -- quality alerts (service/metrics.py: the review app's metrics page, GET /api/metrics, `status`) --
+    alert_thresholds: str = setting(
+        "", "Quality alerts, e.g. 'flag_rate>0.3,final_pass_rate<0.7,fallback_rate>0.5': a day's rate of a kind, "
+            "model and mode that crosses one is shown as an alert on /admin/metrics and by `hybridgen status`. Names: "
+            "first_pass_rate, final_pass_rate, fallback_rate, flag_rate, approval_rate, false_flag_rate (0 to 1), "
+            "tokens_per_forward, items_per_hour. Empty: no alerts (status says they are not computed)."
+    )
+    alert_min_items: int = setting(
+        20, "A day's group raises an alert only with at least this many items behind the rate (finished items; "
+            "reviewed ones for approval_rate, flagged ones for false_flag_rate)."
     )
 
     # ---------------------------------------------------------------------------------------
@@ -327,6 +359,18 @@ class Settings:
                 raise SettingsError(f"HYBRIDGEN_{name.upper()}={value} must be {allowed}")
         self.disabled_validators  # raises on a name that is no validator
         parse_overrides(self.refiner_overrides)  # raises on a malformed value
+        for prefix in self.webhook.allowed_prefixes:
+            if not re.fullmatch(r"https?://[^/?#@\s\\]+([/?#]\S*)?", prefix):
+                raise SettingsError(f"HYBRIDGEN_WEBHOOK_ALLOWED_PREFIXES names {prefix!r}; expected URL prefixes like "
+                                    "https://hooks.example.com/ (scheme and host at least)")
+        if self.webhook_url:
+            from service.webhook import WebhookError, check_url
+
+            try:
+                check_url(self.webhook_url, self.webhook)
+            except WebhookError as e:
+                raise SettingsError(f"HYBRIDGEN_WEBHOOK_URL={self.webhook_url!r}: {e}") from None
+        self.alert_threshold_list  # raises on a malformed value
 
     @property
     def retry_samples_by_kind(self) -> dict[str, int]:
@@ -339,6 +383,11 @@ class Settings:
                                     "product or code; a count from 0 to 16)")
             out[kind] = int(number)
         return out
+
+    @property
+    def alert_threshold_list(self) -> tuple:
+        """HYBRIDGEN_ALERT_THRESHOLDS as service.metrics.Threshold values, each name and number checked."""
+        return parse_alert_thresholds(self.alert_thresholds)
 
     @property
     def disabled_validators(self) -> frozenset[str]:
@@ -357,6 +406,15 @@ class Settings:
     def allowed_host_list(self) -> list[str]:
         """HYBRIDGEN_ALLOWED_HOSTS as a list; empty means any host."""
         return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
+
+    @property
+    def webhook(self):
+        """The webhook settings as service.webhook.WebhookConfig (the service layer reads no settings)."""
+        from service.webhook import WebhookConfig
+
+        prefixes = tuple(p.strip() for p in self.webhook_allowed_prefixes.split(",") if p.strip())
+        return WebhookConfig(self.webhook_url, prefixes, self.webhook_secret, self.webhook_max_attempts,
+                             self.webhook_backoff_s, self.webhook_timeout_s)
 
     @property
     def is_embedded(self) -> bool:
@@ -442,6 +500,38 @@ def parse_overrides(text: str) -> dict[str, dict[str, float]]:
                                     "in (0, 1]")
             out.setdefault(kind.strip(), {})[key.strip()] = number
     return out
+
+
+@lru_cache(maxsize=8)
+def parse_alert_thresholds(text: str) -> tuple:
+    """'flag_rate>0.3,final_pass_rate<0.7' -> (Threshold('flag_rate', '>', 0.3), ...)."""
+    from service.metrics import METRICS, RATES, Threshold
+
+    out: list[Threshold] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)\s*([<>])\s*(.*)", part)
+        if match is None:
+            raise SettingsError(f"HYBRIDGEN_ALERT_THRESHOLDS: {part!r} should look like 'flag_rate>0.3' (a rate, "
+                                "> or <, a number)")
+        name, op, raw = match.groups()
+        if name not in METRICS:
+            close = difflib.get_close_matches(name, METRICS, n=1, cutoff=0.6)
+            raise SettingsError(f"HYBRIDGEN_ALERT_THRESHOLDS: {part!r} names {name!r}, which is no rate; "
+                                + (f"did you mean {close[0]}? " if close else "") + f"expected one of {', '.join(METRICS)}")
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if value != value or value in (float("inf"), float("-inf")):  # nan, inf, or not a number at all
+            raise SettingsError(f"HYBRIDGEN_ALERT_THRESHOLDS: {part!r}: {raw.strip()!r} is not a number")
+        if name in RATES and not 0 <= value <= 1:
+            raise SettingsError(f"HYBRIDGEN_ALERT_THRESHOLDS: {part!r}: {name} is a rate from 0 to 1, got {raw.strip()}")
+        if name not in RATES and value < 0:
+            raise SettingsError(f"HYBRIDGEN_ALERT_THRESHOLDS: {part!r}: {name} is at least 0, got {raw.strip()}")
+        if any(t.metric == name and t.op == op for t in out):
+            raise SettingsError(f"HYBRIDGEN_ALERT_THRESHOLDS names {name}{op} twice; keep one")
+        out.append(Threshold(name, op, value))
+    return tuple(out)
 
 
 def _suggest(name: str, known: Any, what: str, prefix: str = "") -> str:

@@ -108,7 +108,7 @@ def test_wrong_passwords_are_rate_limited(site):
 def test_login_logout_and_session(site):
     _, server, seed, _ = site
     client, r = login(server.url)
-    assert r.status_code == 302 and httpx.URL(r.headers["location"]).path == "/admin/"
+    assert r.status_code == 302 and httpx.URL(r.headers["location"]).path == "/admin/review"  # the review queue
     assert "hybridgen_session" in client.cookies
     assert client.get(f"/admin/item/details/{seed.flagged_id}").status_code == 200
     page = client.get("/admin/logout")  # a page with a POST form: a GET alone does not log out

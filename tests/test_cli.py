@@ -67,7 +67,7 @@ def test_run_processes_a_file_and_reports(env, tmp_path):
 
     out = tmp_path / "out" / "r.jsonl"
     out.parent.mkdir()
-    exported = invoke("export", str(summary["batch_id"]), "-o", str(out))
+    exported = invoke("export", str(summary["batch_id"]), "-o", str(out), "--include-flagged")
     assert exported.exit_code == 0
     assert [json.loads(l)["key"] for l in out.read_text().splitlines()] == ["k1", None]
     status = invoke("status", str(summary["batch_id"]))

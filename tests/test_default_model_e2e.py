@@ -28,7 +28,7 @@ def test_run_examples_subset_with_default_model(tmp_path, model_cache_dir):
     assert hybrid["attempts"] == 3 and hybrid["tokens_per_forward"] > 0
 
     out = tmp_path / "out.jsonl"
-    assert run_cli(["export", str(summary["batch_id"]), "-o", str(out)], env).returncode == 0
+    assert run_cli(["export", str(summary["batch_id"]), "-o", str(out), "--include-flagged"], env).returncode == 0
     records = {r["kind"]: r for r in map(json.loads, out.read_text().splitlines())}
     print(json.dumps(records, indent=1)[:6000])
     assert records["article"]["output"].startswith("# ")  # title, then the planned sections
@@ -55,7 +55,7 @@ def test_plain_mode_with_default_model(tmp_path, model_cache_dir):
     summary = json.loads(result.stdout)[0]
     assert summary["finished"] == 3 and summary["counts"]["error"] == 0 and set(summary["paths"]) == {"plain"}
     out = tmp_path / "out.jsonl"
-    assert run_cli(["export", str(summary["batch_id"]), "-o", str(out)], env).returncode == 0
+    assert run_cli(["export", str(summary["batch_id"]), "-o", str(out), "--include-flagged"], env).returncode == 0
     records = {r["kind"]: r for r in map(json.loads, out.read_text().splitlines())}
     print(json.dumps(records, indent=1)[:6000])
     for record in records.values():

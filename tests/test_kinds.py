@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 
 from pipeline.kinds import get_kind
-from pipeline.kinds.code import expected_name, with_imports
+from pipeline.kinds.code import with_imports
+from validators.code_task import expected_name
 
 ARTICLE_IN = {"topic": "tea", "audience": "beginners", "sections": 2}
 PRODUCT_IN = {"name": "Aurora Mug", "attributes": {"capacity": "350 ml", "material": "steel", "colour": "blue"}}

@@ -18,8 +18,9 @@ from service.spec import parse_jsonl
 from service.storage.db import session_factory
 from service.storage.models import Attempt, Item
 from service.submission import submit_batch
+from validators.registry import ALL_VALIDATORS as VALIDATOR_NAMES
 
-ALL_VALIDATORS = "markdown_structure,degeneration,contradiction,json_schema,product_attributes,python_syntax,sandbox_tests"
+ALL_VALIDATORS = ",".join(VALIDATOR_NAMES)
 JOBS = [
     {"kind": "article", "input": {"topic": "tea", "sections": 2}},
     {"kind": "product", "input": {"name": "Mug", "attributes": {"colour": "red", "capacity": "350 ml"}}},

@@ -60,7 +60,8 @@ def test_a_misspelt_name_gets_the_nearest_one_and_no_list():
     with pytest.raises(SettingsError) as info:
         Settings.from_env({"HYBRIDGEN_DATABSE_URL": "x"})
     assert str(info.value) == "unknown setting HYBRIDGEN_DATABSE_URL; did you mean HYBRIDGEN_DATABASE_URL?"
-    with pytest.raises(SettingsError, match="expected one of these settings: HYBRIDGEN_ALLOWED_HOSTS, "):
+    with pytest.raises(SettingsError, match="expected one of these settings: HYBRIDGEN_ALERT_MIN_ITEMS, "
+                                            "HYBRIDGEN_ALERT_THRESHOLDS, HYBRIDGEN_ALLOWED_HOSTS, "):
         Settings.from_env({"HYBRIDGEN_ZZZ": "x"})  # nothing near: then the list helps
 
 

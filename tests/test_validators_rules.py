@@ -95,7 +95,7 @@ def test_registry_builds_each_kind_and_honours_settings():
         built = build_validators(kind, settings)
         assert len(built) == len(names)
     code = build_validators("code", ValidatorSettings(nli_model="none", disabled=frozenset({"sandbox_tests"})))
-    assert [v.name for v in code] == ["python_syntax"]
+    assert [v.name for v in code] == ["python_syntax", "signature_kept", "hollow_code"]
     with pytest.raises(ValueError, match="unknown validators"):
         ValidatorSettings(disabled=frozenset({"spellcheck"}))
     with pytest.raises(ValueError, match="contradiction_threshold must be in"):

@@ -89,11 +89,12 @@ def _end_to_end(env, db_url, tmp_path) -> str:
     summary = json.loads(status.stdout)
     assert summary["total"] == 4 and summary["finished"] == 4 and summary["paths"]["ar"]["attempts"] == 4
     out = tmp_path / "out.jsonl"
-    exported = run_cli(["export", str(batch_id), "-o", str(out)], env)
+    exported = run_cli(["export", str(batch_id), "-o", str(out), "--include-flagged"], env)
     assert exported.returncode == 0, exported.stderr.decode()
     records = [json.loads(l) for l in out.read_text().splitlines()]
     assert [r["key"] for r in records] == ["w-a", "w-p", "w-c", "w-a2"]
-    assert all(r["status"] == "done" and r["output"] or r["status"] == "flagged" for r in records)
+    assert all(r["decision"] == "unreviewed-pass" and r["output"] or r["decision"] == "unreviewed-flagged"
+               for r in records)
     assert all(r["reports"] for r in records)  # every result carries its validator reports
     return log
 

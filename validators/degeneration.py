@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from validators.base import Evidence, Report, ValidationContext
-from validators.text import sentences, words
+from validators.text import content_words, jaccard, sentences, words
 
 SPECIAL_TOKENS = re.compile(r"<\|[a-z_]+\|>|<(?:empty_output|filename|reponame|repo_name|file_sep|gh_stars|jupyter_\w+|issue_\w+)>")
 PROMPT_LEAKS = ("write the section", "use only these facts", "reply with only the code", "write one paragraph",
@@ -24,6 +24,8 @@ class Degeneration:
     max_repeated_ngram_share: float = 0.3
     """Share of n-grams that are repeats above which text counts as looping."""
     max_sentence_repeats: int = 2
+    near_duplicate_jaccard: float = 0.6
+    """Content-word overlap at which two sentences say the same thing (a near-duplicate)."""
     prose: bool = True
     """Prose must end with sentence punctuation; code is exempt (its syntax validator judges it)."""
     extra_leaks: tuple[str, ...] = field(default_factory=tuple)
@@ -60,6 +62,12 @@ class Degeneration:
                 problems.append(f"sentence repeated {n} times: {first.text[:60]!r}")
                 evidence.append(Evidence(first.start, first.end, first.text, f"repeated {n} times"))
                 break
+        if not any("repeated" in p for p in problems):
+            copies = near_duplicate_copies(sents, self.near_duplicate_jaccard)
+            if copies and len(copies) > self.max_sentence_repeats:
+                problems.append(f"near-duplicate sentence {len(copies)} times: {copies[1].text[:60]!r}")
+                evidence.append(Evidence(copies[1].start, copies[1].end, copies[1].text,
+                                         f"near-duplicate of {copies[0].text[:60]!r}"))
         if self.prose and sents:
             last = sents[-1].text
             if not last.startswith("#") and not re.search(r"[.!?:;\"')\]*`]$", last):
@@ -69,6 +77,19 @@ class Degeneration:
             return Report(self.name, False, max(0.0, 1 - 0.25 * len(problems)), "; ".join(problems), tuple(evidence),
                           {"repeated_ngram_share": round(share, 3)})
         return Report(self.name, True, 1.0, "no degeneration found", details={"repeated_ngram_share": round(share, 3)})
+
+
+def near_duplicate_copies(sents: list, threshold: float) -> list:
+    """The largest group of sentences that restate one another (content-word Jaccard >= threshold to its
+    first member), in text order; sentences of fewer than 5 content words are not compared."""
+    bags = [(s, content_words(s.text)) for s in sents if not s.text.startswith("#")]
+    bags = [(s, b) for s, b in bags if len(b) >= 5]
+    best: list = []
+    for i, (s, bag) in enumerate(bags):
+        group = [s] + [t for t, other in bags[i + 1:] if jaccard(bag, other) >= threshold]
+        if len(group) > len(best):
+            best = group
+    return best
 
 
 def repeated_ngram_share(toks: list[str], n: int) -> float:

@@ -25,7 +25,11 @@ class OnJsonField:
         except (json.JSONDecodeError, KeyError, TypeError):
             field_text = None
         if not isinstance(field_text, str):
-            return Report(self.name, False, 0.0, f"cannot check: no text field {self.field!r} in a JSON object")
+            # A broken record still shows its loops and debris: check the whole text, and fail either way.
+            whole = self.inner.check(text, context)
+            found = "" if whole.passed else f"; in the whole output: {whole.message}"
+            return Report(self.name, False, 0.0, f"cannot check: no text field {self.field!r} in a JSON object{found}",
+                          whole.evidence, {**whole.details, "field": self.field})
         report = self.inner.check(field_text, context)
         return Report(self.name, report.passed, report.score, report.message, report.evidence,
                       {**report.details, "field": self.field})

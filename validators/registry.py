@@ -13,22 +13,26 @@ from typing import Any
 
 from validators.base import Validator
 from validators.degeneration import Degeneration
+from validators.garbled import Garbled
+from validators.hollow_code import HollowCode
 from validators.json_field import OnJsonField
 from validators.json_syntax import JsonSyntax
 from validators.markdown_structure import MarkdownStructure
+from validators.meta_debris import MetaDebris
 from validators.python_syntax import PythonSyntax
 from validators.sandbox.runner import Limits
 from validators.sandbox.validator import SandboxTests
+from validators.signature_kept import SignatureKept
 
 log = logging.getLogger(__name__)
 
 KIND_VALIDATORS: dict[str, tuple[str, ...]] = {
-    "article": ("markdown_structure", "degeneration", "contradiction"),
-    "product": ("json_schema", "degeneration", "product_attributes", "contradiction"),
-    "code": ("python_syntax", "sandbox_tests"),
+    "article": ("markdown_structure", "degeneration", "meta_debris", "garbled", "contradiction"),
+    "product": ("json_schema", "degeneration", "meta_debris", "garbled", "product_attributes", "contradiction"),
+    "code": ("python_syntax", "signature_kept", "hollow_code", "sandbox_tests"),
 }
-ALL_VALIDATORS = ("markdown_structure", "degeneration", "contradiction", "json_schema", "product_attributes",
-                  "python_syntax", "sandbox_tests")
+ALL_VALIDATORS = ("markdown_structure", "degeneration", "meta_debris", "garbled", "contradiction", "json_schema", "product_attributes",
+                  "python_syntax", "signature_kept", "hollow_code", "sandbox_tests")
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,14 @@ def _build(name: str, kind: str, s: ValidatorSettings, schema: dict | None) -> V
         return JsonSyntax(schema)
     if name == "python_syntax":
         return PythonSyntax()
+    if name == "meta_debris":
+        return MetaDebris()
+    if name == "garbled":
+        return Garbled()
+    if name == "signature_kept":
+        return SignatureKept()
+    if name == "hollow_code":
+        return HollowCode()
     if name == "sandbox_tests":
         return SandboxTests(s.sandbox)
     nli = nli_model(s.nli_model)

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 _BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_ABBREVIATION = re.compile(r"(?:^|\s)(?:Dr|Mr|Mrs|Ms|Prof|St|Mt|Jr|Sr|vs|etc|e\.g|i\.e|No|approx)\.$")
 _BLOCK_LINE = re.compile(r"^\s*(?:#|[-*+] |\d+\. |```)")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d+(?:[.,]\d+)*")
 STOPWORDS = frozenset(
@@ -47,6 +48,8 @@ def sentences(text: str) -> list[Sentence]:
 def _split(out: list[Sentence], text: str, start: int, end: int) -> None:
     pos = start
     for m in _BOUNDARY.finditer(text, start, end):
+        if _ABBREVIATION.search(text, pos, m.start()):  # "Dr. Taylor": not a sentence end
+            continue
         _add(out, text, pos, m.start())
         pos = m.end()
     _add(out, text, pos, end)

@@ -8,7 +8,9 @@ One pass (`reap_once`):
    lost. A task is presumed lost when it was sent `reenqueue_after_s` ago and the broker queue is
    empty (Redis restarted without persistence, a worker killed while holding it on the SQLite
    broker), or `visibility_timeout_s` ago whatever the queue holds (a queue that never drains);
-3. on the embedded SQLite broker, messages already delivered are deleted (kombu keeps them forever).
+3. on the embedded SQLite broker, messages already delivered are deleted (kombu keeps them forever);
+4. batch webhook deliveries that are due but were not tried (their task was lost, or could not be sent)
+   are sent again.
 
 Duplicates are harmless: a task claims its items atomically and skips what is running or final.
 Every `hybridgen worker` runs a pass every `reaper_interval_s` in a daemon thread of its main
@@ -30,7 +32,9 @@ from service.storage.db import session_scope
 from service.storage.queries import reap_stale, release_orphans, take_orphans
 from service.storage.types import utcnow
 from workers import embedded_broker
+from service.webhook import take_due_deliveries
 from workers.enqueue import queued_task_count, send_tasks
+from workers.tasks import send_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,8 @@ class ReapReport:
     """Messages waiting in the broker queue when the pass looked (None: could not tell)."""
     pruned_messages: int = 0
     """Delivered messages deleted from the embedded SQLite broker (it never deletes them itself)."""
+    webhooks_resent: list[int] = field(default_factory=list)
+    """Webhook deliveries due for longer than REENQUEUE_AFTER_S, whose tasks were sent again."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -87,7 +93,12 @@ def reap_once(settings: Settings, app: Celery) -> ReapReport:
                 release_orphans(session, report.resent)
             raise
     report.pruned_messages = embedded_broker.prune_delivered(settings.resolved_broker_url)
-    if report.stale_requeued or report.resent:
+    with session_scope(url) as session:
+        # Due for a while and still pending: no task is carrying it (a duplicate task would be harmless:
+        # a try claims the row first).
+        report.webhooks_resent = take_due_deliveries(session, now - timedelta(seconds=settings.reenqueue_after_s))
+    send_webhooks(app, settings, report.webhooks_resent)
+    if report.stale_requeued or report.resent or report.webhooks_resent:
         log.warning("reaper: %s (stale: %s)", report, report.stale_requeued[:20])
     return report
 

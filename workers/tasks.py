@@ -15,6 +15,7 @@ from workers.memory import release_free_memory
 log = logging.getLogger(__name__)
 
 PROCESS_CHUNK = "hybridgen.process_chunk"
+DELIVER_WEBHOOK = "hybridgen.deliver_webhook"
 
 _runtime = None  # pipeline.runtime.Runtime, one per worker process, built lazily after fork
 
@@ -57,4 +58,29 @@ def register_tasks(app: Celery) -> None:
             release_free_memory()
         log.info("chunk %s in process %d: finished %s, skipped %s, lost %s", ids, os.getpid(), outcome.finished,
                  outcome.skipped, outcome.lost)
-        return {"finished": outcome.finished, "skipped": outcome.skipped, "lost": outcome.lost}
+        send_webhooks(app, settings, outcome.webhooks)
+        return {"finished": outcome.finished, "skipped": outcome.skipped, "lost": outcome.lost,
+                "webhooks": outcome.webhooks}
+
+    @app.task(name=DELIVER_WEBHOOK, acks_late=True, ignore_result=True,
+              time_limit=int(settings.webhook_timeout_s) + 60)
+    def deliver_webhook(delivery_id: int) -> dict:
+        """Try one batch webhook delivery (skipped if delivered, or being tried elsewhere); on failure,
+        send itself again after the backoff. The reaper re-sends deliveries whose task was lost."""
+        from service.webhook import deliver
+
+        result = deliver(session_factory(settings.resolved_database_url), int(delivery_id), settings.webhook)
+        log.info("webhook delivery %s: %s after %s tries %s", delivery_id, result.status, result.attempts,
+                 result.error or "")
+        if result.status == "pending":
+            send_webhooks(app, settings, [result.delivery_id], countdown=result.retry_in_s)
+        return {"status": result.status, "attempts": result.attempts}
+
+
+def send_webhooks(app: Celery, settings: Settings, delivery_ids: list[int], countdown: float | None = None) -> None:
+    """Queue delivery tasks; a broker failure only delays them (the reaper finds due deliveries)."""
+    for delivery_id in delivery_ids:
+        try:
+            app.send_task(DELIVER_WEBHOOK, args=[delivery_id], queue=settings.queue_name, countdown=countdown)
+        except Exception as e:  # noqa: BLE001 - the delivery row is stored; the reaper sends it later
+            log.warning("could not queue webhook delivery %s now (%s); the reaper will", delivery_id, e)

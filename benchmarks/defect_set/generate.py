@@ -2,6 +2,7 @@
 
     python benchmarks/defect_set/generate.py [--seeds 1,2] [--modes plain,ar,hybrid] [--mbpp 20] [--hidden 20]
                                              [--articles N] [--products N] [--out benchmarks/defect_set/outputs.jsonl]
+                                             [--new-items-only]
 
 Inputs: benchmarks/defect_set/inputs.jsonl (articles and products), MBPP tasks with their tests and
 MBPP tasks in the held-out shape (benchmarks/mbpp.py). Each (seed, mode) runs them through the real
@@ -49,6 +50,8 @@ def main() -> None:
     ap.add_argument("--mbpp", type=int, default=20)
     ap.add_argument("--hidden", type=int, default=20)
     ap.add_argument("--out", type=Path, default=HERE / "outputs.jsonl")
+    ap.add_argument("--new-items-only", action="store_true",
+                    help="run only the items that have no output in --out yet (to grow the set with new inputs)")
     args = ap.parse_args()
     from pipeline.settings import Settings
     from service.storage.models import Attempt, Item
@@ -57,6 +60,10 @@ def main() -> None:
     seen = set()
     if args.out.exists():
         seen = {json.loads(line)["output_id"] for line in args.out.read_text().splitlines() if line.strip()}
+    if args.new_items_only:
+        done_items = {output_id.split(":")[0] for output_id in seen}
+        lines = [j for j in lines if j["key"] not in done_items]
+        print(f"{len(lines)} new items")
     written: Counter = Counter()
     base = Settings.from_env()
     for seed in [int(s) for s in args.seeds.split(",")]:

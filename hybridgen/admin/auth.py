@@ -69,7 +69,8 @@ class AdminAuth(AuthenticationBackend):
         request.session.clear()  # a fresh session on login: no fixation
         request.session.update({USER_ID: user.id, USERNAME: user.username, VERSION: user.session_version})
         csrf_token(request)
-        response = RedirectResponse(request.url_for("admin:index").path, status_code=302)
+        # A reviewer lands on the review queue, with how many items wait (sqladmin's index is empty).
+        response = RedirectResponse(request.url_for("admin:view-review_queue").path, status_code=302)
         self.devices.remember(response, username, device)
         return response
 

@@ -1,7 +1,9 @@
-"""List filters for the review app, in sqladmin's filter protocol.
+"""The item list's filter sidebar, in sqladmin's filter protocol.
 
-Values come from the query string, so each filter checks its value against what it offers and
-ignores anything else; comparisons are bound parameters, never SQL text.
+What each value means lives in one place, `service.review_list.ItemFilter`, which the list, the
+review queue and bulk decisions share; these classes only offer the values (the sidebar's links)
+and, should sqladmin apply them itself, delegate to it. Values come from the query string, so
+anything a filter does not offer is ignored; comparisons are bound parameters, never SQL text.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from typing import Any, Callable
 
 from sqlalchemy import Select, desc, select
 
-from service.storage.models import AttemptPath, Batch, Item, ItemStatus
-from service.storage.types import parse_id
 from pipeline.validation import REPORT_NAMES
+from service.review_list import NOT_REVIEWED, ItemFilter
+from service.storage.models import AttemptPath, Batch, ItemStatus
 
 ALL = "__all"
 
@@ -27,22 +29,18 @@ class _Filter:
         raise NotImplementedError
 
     async def get_filtered_query(self, query: Select, value: Any, model: Any) -> Select:
-        raise NotImplementedError
+        # Dialect-independent: the search term is no sidebar filter.
+        return query.where(*ItemFilter.from_params({self.parameter_name: value}).conditions("any"))
 
 
 class ChoiceFilter(_Filter):
-    """Equality on a column, for a fixed set of values."""
+    """A fixed set of values."""
 
-    def __init__(self, column, title: str, parameter_name: str, values: list[tuple[str, str]]):
-        self.column, self.title, self.parameter_name, self.values = column, title, parameter_name, values
+    def __init__(self, title: str, parameter_name: str, values: list[tuple[str, str]]):
+        self.title, self.parameter_name, self.values = title, parameter_name, values
 
     async def lookups(self, request, model, run_query):
         return [(ALL, "All")] + self.values
-
-    async def get_filtered_query(self, query, value, model):
-        if value in {v for v, _ in self.values}:
-            return query.where(self.column == value)
-        return query
 
 
 class BatchFilter(_Filter):
@@ -53,40 +51,22 @@ class BatchFilter(_Filter):
         rows = await run_query(select(Batch.id, Batch.name).order_by(desc(Batch.id)).limit(30))
         return [(ALL, "All")] + [(str(i), f"#{i} {name}"[:60]) for i, name in rows]
 
-    async def get_filtered_query(self, query, value, model):
-        batch_id = parse_id(value)
-        return query if batch_id is None else query.where(Item.batch_id == batch_id)
-
-
-class FailingValidatorFilter(_Filter):
-    title = "Failing validator"
-    parameter_name = "failing"
-
-    def __init__(self):
-        self.values = [(n, n) for n in REPORT_NAMES]
-
-    async def lookups(self, request, model, run_query):
-        return [(ALL, "All")] + self.values
-
-    async def get_filtered_query(self, query, value, model):
-        if value in {v for v, _ in self.values}:
-            return query.where(Item.failed_validators.contains(f",{value},", autoescape=True))
-        return query
-
 
 def item_filters() -> list[_Filter]:
     return [
-        ChoiceFilter(Item.status, "Status", "status", [(s.value, s.value) for s in ItemStatus]),
+        ChoiceFilter("Review", "review", [
+            (NOT_REVIEWED, "not reviewed"), ("approved", "approved"), ("rejected", "rejected"),
+            ("edited", "edited"), ("requeued", "requeued"),
+        ]),
+        ChoiceFilter("Status", "status", [(s.value, s.value) for s in ItemStatus]),
+        ChoiceFilter("Kind", "kind", [(k, k) for k in ("article", "product", "code")]),
+        # A plain name also matches the validator run on one field: degeneration[description].
+        ChoiceFilter("Failing validator", "failing", [(n, n) for n in REPORT_NAMES]),
         BatchFilter(),
-        ChoiceFilter(Item.kind, "Kind", "kind", [(k, k) for k in ("article", "product", "code")]),
-        ChoiceFilter(Item.final_path, "Path", "path", [
+        ChoiceFilter("Path", "path", [
             (AttemptPath.hybrid.value, "hybrid (refiner)"),
             (AttemptPath.ar_fallback.value, "AR fallback"),
             (AttemptPath.ar.value, "AR (ar mode)"),
             (AttemptPath.plain.value, "plain prompt (plain mode)"),
-        ]),
-        FailingValidatorFilter(),
-        ChoiceFilter(Item.review_status, "Review", "review", [
-            (s, s) for s in ("approved", "rejected", "edited", "requeued")
         ]),
     ]

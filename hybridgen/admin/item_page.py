@@ -10,26 +10,10 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hybridgen.admin.compare import AttemptView, Comparison, compare, input_rows
 from hybridgen.admin.highlight import highlighted
-from service.storage.models import Attempt, AttemptPath, Item, Review
-
-PATH_TITLES = {
-    AttemptPath.hybrid.value: "Hybrid output (plan + refiner)",
-    AttemptPath.ar_fallback.value: "Fallback output (full AR)",
-    AttemptPath.ar.value: "AR output (ar mode)",
-    AttemptPath.plain.value: "Plain prompt output (plain mode)",
-}
-
-
-@dataclass
-class AttemptView:
-    attempt: Attempt
-    title: str
-    output_html: Markup
-    failing: list[dict[str, Any]]
-    passing: list[dict[str, Any]]
-    is_final: bool
-
+from service.feedback import DefectClass, classes_for, feedback_for_item
+from service.storage.models import Attempt, Feedback, Item, Review
 
 @dataclass
 class ItemPage:
@@ -41,8 +25,15 @@ class ItemPage:
     earlier_runs: int
     reviews: list[Review]
     final_output_html: Markup
+    """The exported output's text with the final attempt's evidence marked."""
+    comparison: Comparison
+    input_rows: list[tuple[str, Markup]]
+    """The job input, field by field, for the top of the comparison."""
     evidence: list[dict[str, Any]] = field(default_factory=list)
     """Failing reports of the final attempt: what a reviewer must look at first."""
+    feedback: list[Feedback] = field(default_factory=list)
+    defect_classes: list[DefectClass] = field(default_factory=list)
+    """The rubric's classes for this kind, for "missed defect"."""
 
 
 def item_page(session: Session, item_id: int) -> ItemPage | None:
@@ -54,21 +45,14 @@ def item_page(session: Session, item_id: int) -> ItemPage | None:
     ).scalars())
     latest_run = max((a.run_no for a in attempts), default=0)
     latest = [a for a in attempts if a.run_no == latest_run]
-    views = [
-        AttemptView(
-            attempt=a,
-            title=PATH_TITLES.get(a.path, a.path),
-            output_html=highlighted(a.output, a.reports),
-            failing=[r for r in a.reports if not r.get("passed", True)],
-            passing=[r for r in a.reports if r.get("passed", True)],
-            is_final=a.id == item.final_attempt_id,
-        )
-        for a in latest
-    ]
+    feedback = feedback_for_item(session, item_id)
+    comparison = compare(item, latest, feedback)
+    views = comparison.attempts
     final = next((v for v in views if v.is_final), views[-1] if views else None)
     plan = next((a.plan for a in latest if a.plan), None)
     reviews = list(session.execute(select(Review).where(Review.item_id == item_id).order_by(Review.id)).scalars())
     shown = item.edited_output if item.edited_output is not None else item.output
+    final_failing = [r.report for r in final.failing] if final else []
     return ItemPage(
         item=item,
         input_json=json.dumps(item.input, indent=2, ensure_ascii=False),
@@ -76,6 +60,10 @@ def item_page(session: Session, item_id: int) -> ItemPage | None:
         attempts=views,
         earlier_runs=len({a.run_no for a in attempts}) - (1 if latest else 0),
         reviews=reviews,
-        final_output_html=highlighted(shown, final.attempt.reports if final and item.edited_output is None else []),
-        evidence=final.failing if final else [],
+        final_output_html=highlighted(shown, final_failing if item.edited_output is None else []),
+        comparison=comparison,
+        input_rows=input_rows(item.kind, item.input),
+        evidence=final_failing,
+        feedback=feedback,
+        defect_classes=classes_for(item.kind),
     )

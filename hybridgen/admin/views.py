@@ -6,25 +6,31 @@ writes are review decisions, which go through `ReviewPages` (CSRF-checked) and `
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from markupsafe import Markup
-from sqladmin import ModelView, action
+from sqladmin import ModelView, action, expose
+from sqladmin.pagination import Pagination
 from sqlalchemy import Select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from hybridgen.admin.batch_page import batch_page, export_options, list_link
 from hybridgen.admin.csrf import csrf_token
 from hybridgen.admin.filters import item_filters
 from hybridgen.admin.item_page import item_page
+from hybridgen.admin.queue_pages import QUEUE_FIELD, item_url, queue_context, request_filter, with_query
 from hybridgen.admin.services import AppServices
+from hybridgen.export_stream import export_download
+from service.review_list import FilterError, ItemFilter, list_page, queue_count
 from service.storage.models import ApiToken, Attempt, Batch, Item, Review, User
-from service.storage.queries import batch_summary
 from service.storage.types import parse_id
 
+TEMPLATES = Path(__file__).parent / "templates"
 STATUS_COLOURS = {"done": "green", "flagged": "orange", "error": "red", "running": "blue", "queued": "secondary"}
 
 
@@ -72,28 +78,69 @@ def checked_pk(request: Request) -> int:
 
 
 class ItemAdmin(ReadOnlyView, model=Item):
+    """The review list (filters, full-text search, a title and the flag message per row, bulk
+    decisions over a page or everything the filter matches) and the item page (see item_details.html).
+    Which items a filter means is `service.review_list.ItemFilter`'s to say, for the list and the queue."""
+
     services: AppServices
     name = "Item"
     name_plural = "Items"
     icon = "fa-solid fa-file-lines"
-    column_list = [Item.id, Item.batch_id, Item.line_no, Item.kind, Item.status, Item.final_path,
-                   Item.failed_validators, Item.review_status, Item.updated_at]
-    column_labels = {Item.batch_id: "batch", Item.line_no: "line", Item.final_path: "path",
-                     Item.failed_validators: "failing validators", Item.review_status: "review"}
-    column_formatters = {
-        Item.status: lambda m, a: status_badge(m.status),
-        Item.failed_validators: lambda m, a: (m.failed_validators or "").strip(",").replace(",", ", "),
-    }
-    column_searchable_list = [Item.client_key]
+    column_list = [Item.id, Item.kind, Item.status, Item.review_status, Item.batch_id, Item.updated_at]
+    column_labels = {Item.batch_id: "batch", Item.review_status: "review"}
+    column_searchable_list = [Item.client_key]  # shows sqladmin's search box; list_page does the searching
     column_sortable_list = [Item.id, Item.batch_id, Item.status, Item.kind, Item.updated_at]
     column_default_sort = [(Item.id, True)]
+    list_template = "hybridgen/item_list.html"
     details_template = "hybridgen/item_details.html"
 
     column_filters = item_filters()
 
+    def search_placeholder(self) -> str:
+        return "words, or a client key"
+
+    async def list(self, request: Request) -> Pagination:
+        page = self.validate_page_number(request.query_params.get("page"), 1)
+        page_size = min(self.validate_page_number(request.query_params.get("pageSize"), self.page_size),
+                        max(self.page_size_options))
+        if page_size < 1:
+            raise HTTPException(400, "pageSize: expected a whole number of at least 1")
+        sort_by = request.query_params.get("sortBy")
+        descending = request.query_params.get("sort", "desc" if sort_by is None else "asc") == "desc"
+        result = await run_in_threadpool(self._list_page, request_filter(request), page, page_size,
+                                         sort_by, descending)
+        return Pagination(rows=result.rows, page=result.page, page_size=page_size, count=result.count)
+
+    def _list_page(self, flt, page: int, page_size: int, sort_by: str | None, descending: bool):
+        with self.services.sessions() as session:
+            result = list_page(session, flt, page=page, page_size=page_size, sort_by=sort_by, descending=descending)
+            session.expunge_all()
+            return result
+
+    async def list_context(self, request: Request) -> dict[str, Any]:
+        flt = request_filter(request)
+        waiting = await run_in_threadpool(self._waiting, flt)
+        context: dict[str, Any] = {
+            "filter_params": flt.params(), "waiting": waiting, "status_badge": status_badge,
+            "queue_start": with_query(request.url_for("admin:view-review_next").path, flt.params()),
+            "item_link": lambda item_id: item_url(request, item_id, flt),
+        }
+        try:  # a value the filter ignores is said so above the list, not silently dropped
+            ItemFilter.from_params(request.query_params, strict=True)
+        except FilterError as e:
+            context["error"] = f"Filter ignored: {e}"
+        return context
+
+    def _waiting(self, flt) -> int:
+        with self.services.sessions() as session:
+            return queue_count(session, flt)
+
     async def details_context(self, request: Request) -> dict[str, Any]:
-        page = await run_in_threadpool(self._load_page, checked_pk(request))
-        return {"page": page, "csrf_token": csrf_token(request), "status_badge": status_badge}
+        item_id = checked_pk(request)
+        page = await run_in_threadpool(self._load_page, item_id)
+        queue = await run_in_threadpool(queue_context, request, self.services, item_id)
+        return {"page": page, "csrf_token": csrf_token(request), "status_badge": status_badge, "queue": queue,
+                "queue_field": QUEUE_FIELD, "has_compare": (TEMPLATES / "hybridgen" / "_compare.html").exists()}
 
     def _load_page(self, item_id: int):
         with self.services.sessions() as session:
@@ -104,8 +151,15 @@ class ItemAdmin(ReadOnlyView, model=Item):
             return page
 
     def _confirm(self, request: Request, decision: str) -> Response:
-        query = urlencode({"decision": decision, "pks": request.query_params.get("pks", "")})
-        return RedirectResponse(f"{request.url_for('admin:view-review_confirm')}?{query}", status_code=303)
+        """To the confirmation form, keeping the list's filter: the ticked `pks`, or `all=1` (every item
+        the filter matches, which the list's "Select all matching" asks for)."""
+        params = {"decision": decision, **request_filter(request).params()}
+        if request.query_params.get("all") == "1":
+            params["all"] = "1"
+        else:
+            params["pks"] = request.query_params.get("pks", "")
+        return RedirectResponse(f"{request.url_for('admin:view-review_confirm')}?{urlencode(params)}",
+                                status_code=303)
 
     # Bulk actions from the list. They only lead to a confirmation form: the change itself is a
     # CSRF-checked POST (sqladmin's actions are plain GET links).
@@ -133,19 +187,31 @@ class BatchAdmin(ReadOnlyView, model=Batch):
     details_template = "hybridgen/batch_details.html"
 
     async def details_context(self, request: Request) -> dict[str, Any]:
-        summary = await run_in_threadpool(self._summary, checked_pk(request))
-        return {"summary": summary}
+        """Progress, review progress, the items a page at a time, and the export (hybridgen.admin.batch_page)."""
+        page = self.validate_page_number(request.query_params.get("page"), 1)
+        context = await run_in_threadpool(self._page, checked_pk(request), page)
+        return {"page": context, "summary": context["summary"] if context else None, "status_badge": status_badge,
+                "list_link": list_link}
 
-    def _summary(self, batch_id: int) -> dict[str, Any] | None:
+    def _page(self, batch_id: int, page: int) -> dict[str, Any] | None:
         with self.services.sessions() as session:
-            summary = batch_summary(session, batch_id)
-        if summary is None:
+            context = batch_page(session, batch_id, page)
+        if context is None:
             return None
-        paths = summary["paths"]
+        summary, paths = context["summary"], context["summary"]["paths"]
         hybrid = paths.get("hybrid", {}).get("attempts", 0)
         summary["fallback_rate"] = round(paths.get("ar_fallback", {}).get("attempts", 0) / hybrid, 4) if hybrid else None
         summary["first_pass_rate"] = round(paths.get("hybrid", {}).get("passed", 0) / hybrid, 4) if hybrid else None
-        return summary
+        return context
+
+    @expose("/jsonl/{pk}", methods=["GET"])  # not /export/: sqladmin's own export route has that path
+    async def download_jsonl(self, request: Request) -> Response:
+        """The batch's JSONL download, as the API exports it (a GET: it changes nothing)."""
+        batch_id = checked_pk(request)
+        with self.services.sessions() as session:
+            if session.get(Batch, batch_id) is None:
+                raise HTTPException(404, f"no batch with id {batch_id}")
+        return export_download(self.services.sessions, batch_id, export_options(request))
 
 
 class AttemptAdmin(ReadOnlyView, model=Attempt):

@@ -23,8 +23,10 @@ NEW_BATCH_HELP = ("Store the jobs as a new batch even when they were submitted b
 
 
 def store_files(sessions: sessionmaker[Session], parsed: list[tuple[Path, ParsedBatch]], settings: Settings, *,
-                mode: str | None, new_batch: bool, say: Callable[[str], None]) -> list[tuple[Path, SubmitResult]]:
-    """Store each parsed file as a batch, or find the batch that holds it; `say` reports what happened."""
+                mode: str | None, new_batch: bool, say: Callable[[str], None],
+                params: dict | None = None) -> list[tuple[Path, SubmitResult]]:
+    """Store each parsed file as a batch, or find the batch that holds it; `say` reports what happened.
+    `params` go with each new batch (e.g. its webhook URL)."""
     mode = mode or settings.default_mode
     if not new_batch:
         for path, batch in parsed:
@@ -35,7 +37,8 @@ def store_files(sessions: sessionmaker[Session], parsed: list[tuple[Path, Parsed
                                            "and HYBRIDGEN_MODEL.")
     results = []
     for path, batch in parsed:
-        result = submit_batch(sessions, batch, name=path.name, mode=mode, model=settings.model, new_batch=new_batch)
+        result = submit_batch(sessions, batch, name=path.name, mode=mode, model=settings.model, new_batch=new_batch,
+                              params=params)
         if result.existing:
             say(stored_earlier_note(path, result))
         results.append((path, result))

@@ -11,6 +11,7 @@ from hybridgen.commands.storing import NEW_BATCH_HELP, store_files
 from hybridgen.context import CliContext
 from hybridgen.words import plural
 from service.submission import MODES, queued_item_ids
+from service.webhook import PARAM as WEBHOOK_PARAM, WebhookError, batch_url
 from workers.enqueue import enqueue_items
 
 
@@ -22,15 +23,24 @@ from workers.enqueue import enqueue_items
                    "override it in their params.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--new-batch", is_flag=True, help=NEW_BATCH_HELP)
-def submit(files: tuple[str, ...], mode: str, as_json: bool, new_batch: bool) -> None:
+@click.option("--webhook", metavar="URL", default=None,
+              help="POST a signed JSON summary to URL when the batch has finished (default: HYBRIDGEN_WEBHOOK_URL); "
+                   "it must start with one of HYBRIDGEN_WEBHOOK_ALLOWED_PREFIXES.")
+def submit(files: tuple[str, ...], mode: str, as_json: bool, new_batch: bool, webhook: str | None) -> None:
     """Store each FILE (JSONL, one job per line, or a JSON array of jobs; a folder means its *.jsonl
     files) as a batch and queue it. Prints the batch id. Every file is checked before anything is stored."""
     ctx = CliContext.from_env()
+    try:
+        webhook_url = batch_url(webhook, ctx.settings.webhook)
+    except WebhookError as e:
+        raise click.BadParameter(str(e), param_hint="--webhook") from None
     parsed = [(p, read_batch(p)) for p in expand_paths(files)]
     sessions = ctx.sessions()
     results = []
     say = (lambda text: None) if as_json else (lambda text: click.echo(text, err=True))
-    for path, result in store_files(sessions, parsed, ctx.settings, mode=mode, new_batch=new_batch, say=say):
+    params = {WEBHOOK_PARAM: webhook_url} if webhook_url else None
+    for path, result in store_files(sessions, parsed, ctx.settings, mode=mode, new_batch=new_batch, say=say,
+                                    params=params):
         # A resubmitted batch may still have items that never reached a worker; queue those.
         to_queue = result.new_item_ids or queued_item_ids(sessions, result.batch_id, only_unenqueued=True)
         tasks = _enqueue(ctx, result.batch_id, to_queue) if to_queue else 0

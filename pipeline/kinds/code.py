@@ -19,9 +19,9 @@ from functools import cache
 from typing import Any
 
 from pipeline.kinds.base import Fallback, PlainReply, PlanRequest, Prompt, Span
-from pipeline.kinds.code_prompt import (SIGNATURE_LINE, body_indent, docstring_block, expected_name, given_signature,
-                                        signature_from_tests, user_code)
+from pipeline.kinds.code_prompt import body_indent, docstring_block, signature_from_tests, user_code
 from pipeline.text import strip_chat_artifacts
+from validators.code_task import SIGNATURE_LINE, expected_name, given_signature
 
 FENCE = re.compile(r"```(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 ARGS = r"\([A-Za-z0-9_, =:\[\]\.\*]{0,80}\)"

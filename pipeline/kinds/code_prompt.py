@@ -14,42 +14,14 @@ import re
 import warnings
 from typing import Any
 
+from validators.code_task import expected_name, last_signature
 from validators.sandbox.examples import example_tests
-
-SIGNATURE_LINE = re.compile(r"^\s*(def\s+[A-Za-z_]\w*\s*\(.*\)\s*(?:->\s*[^:]+)?:)\s*$", re.MULTILINE)
-BUILTIN_CALLS = {"set", "sorted", "list", "tuple", "abs", "round", "len", "math", "str", "int", "float", "isclose",
-                 "all", "any", "sum", "dict"}
-
-
-def _last_signature(prompt: str) -> re.Match | None:
-    """The prompt's last `def` line: the function to complete (helpers the user wrote come before it)."""
-    matches = list(SIGNATURE_LINE.finditer(prompt))
-    return matches[-1] if matches else None
-
-
-def given_signature(job_input: dict[str, Any]) -> str | None:
-    m = _last_signature(job_input["prompt"])
-    return m.group(1).strip() if m else None
-
-
-def expected_name(job_input: dict[str, Any]) -> str | None:
-    """The function the job asks for: the prompt's signature's, else the one its tests (or the
-    prompt's examples) call."""
-    sig = _last_signature(job_input["prompt"])
-    if sig:
-        return re.match(r"\s*def\s+(\w+)", sig.group(1)).group(1)
-    for test in [*(job_input.get("tests") or []), *example_tests(job_input["prompt"])]:
-        m = re.search(r"^\s*assert\s+(?:not\s+)?\(?\s*(?:set\()?([A-Za-z_]\w*)\s*\(", test, re.MULTILINE)
-        if m and m.group(1) not in BUILTIN_CALLS:
-            return m.group(1)
-    return None
-
 
 def body_indent(job_input: dict[str, Any]) -> str:
     """The indentation of the body of the function to complete: its docstring's, else one level
     (4 spaces) below its `def`."""
     prompt = job_input["prompt"]
-    sig = _last_signature(prompt)
+    sig = last_signature(prompt)
     if not sig:
         return "    "
     def_indent = re.match(r"[ \t]*", prompt[prompt.rfind("\n", 0, sig.start(1)) + 1:]).group(0)
@@ -61,7 +33,7 @@ def body_indent(job_input: dict[str, Any]) -> str:
 def user_code(job_input: dict[str, Any]) -> str | None:
     """The prompt itself when it is code to complete (it parses once the function gets a body), else None."""
     prompt = job_input["prompt"].rstrip()
-    if not _last_signature(prompt):
+    if not last_signature(prompt):
         return None
     return prompt if _parses(f"{prompt}\n{body_indent(job_input)}pass\n") else None
 
