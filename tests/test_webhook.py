@@ -334,6 +334,9 @@ def test_a_real_run_creates_the_delivery_and_the_worker_task_sends_it(tiny_setti
             assert delivery.status == "pending" and delivery.url == rx.url
             assert all(i.status in ("done", "flagged", "error") for i in s.execute(select(Item)).scalars())
 
+        # An app made earlier in the process with other settings must not lend this one its own
+        # (Celery keeps the first callable registered under a task name).
+        create_app(settings.replace(database_url="sqlite:////nonexistent/other.db", queue_name="other"))
         app = create_app(settings)
         queue = redis_client.Redis.from_url(redis_url)
         app.tasks[DELIVER_WEBHOOK].apply(args=[delivery_id])  # in this process, as a worker runs it

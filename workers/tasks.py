@@ -32,6 +32,9 @@ def process_runtime(settings: Settings):
 
 
 def register_tasks(app: Celery) -> None:
+    # Each task reads its settings from the app it runs under (`self.app`), never from this closure:
+    # Celery 5.7 keeps the first callable registered under a task name for every later app in the
+    # process, so a closure would hand a second app (another database, another queue) the first's.
     settings: Settings = app.conf.hybridgen_settings
 
     @app.task(
@@ -51,6 +54,7 @@ def register_tasks(app: Celery) -> None:
         from pipeline.orchestrator import run_chunk
 
         ids = [int(i) for i in item_ids]
+        settings: Settings = self.app.conf.hybridgen_settings
         try:
             outcome = run_chunk(ids, sessions=session_factory(settings.resolved_database_url),
                                 runtime=process_runtime(settings))
@@ -58,22 +62,23 @@ def register_tasks(app: Celery) -> None:
             release_free_memory()
         log.info("chunk %s in process %d: finished %s, skipped %s, lost %s", ids, os.getpid(), outcome.finished,
                  outcome.skipped, outcome.lost)
-        send_webhooks(app, settings, outcome.webhooks)
+        send_webhooks(self.app, settings, outcome.webhooks)
         return {"finished": outcome.finished, "skipped": outcome.skipped, "lost": outcome.lost,
                 "webhooks": outcome.webhooks}
 
-    @app.task(name=DELIVER_WEBHOOK, acks_late=True, ignore_result=True,
+    @app.task(name=DELIVER_WEBHOOK, bind=True, acks_late=True, ignore_result=True,
               time_limit=int(settings.webhook_timeout_s) + 60)
-    def deliver_webhook(delivery_id: int) -> dict:
+    def deliver_webhook(self, delivery_id: int) -> dict:
         """Try one batch webhook delivery (skipped if delivered, or being tried elsewhere); on failure,
         send itself again after the backoff. The reaper re-sends deliveries whose task was lost."""
         from service.webhook import deliver
 
+        settings: Settings = self.app.conf.hybridgen_settings
         result = deliver(session_factory(settings.resolved_database_url), int(delivery_id), settings.webhook)
         log.info("webhook delivery %s: %s after %s tries %s", delivery_id, result.status, result.attempts,
                  result.error or "")
         if result.status == "pending":
-            send_webhooks(app, settings, [result.delivery_id], countdown=result.retry_in_s)
+            send_webhooks(self.app, settings, [result.delivery_id], countdown=result.retry_in_s)
         return {"status": result.status, "attempts": result.attempts}
 
 

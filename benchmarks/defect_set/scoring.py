@@ -49,6 +49,8 @@ DEGENERATION_MESSAGES = (
 
 def report_classes(report: dict) -> set[str]:
     name = report["validator"].split("[")[0]
+    if report.get("message", "").startswith("cannot check") and name != "degeneration":
+        return set()  # the record is no JSON object: json_schema's find, not this validator's
     if name == "degeneration":
         return {cls for pattern, cls in DEGENERATION_MESSAGES if pattern.search(report.get("message", ""))}
     return set(VALIDATOR_CLASSES.get(name, ()))
