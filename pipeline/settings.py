@@ -55,6 +55,7 @@ RANGES: tuple[tuple[str, float, float | None, bool], ...] = (
     ("webhook_backoff_s", 0.0, None, True),
     ("webhook_timeout_s", 0.0, 300.0, False),
     ("alert_min_items", 1, None, True),
+    ("topic_threshold", -1.0, 1.0, True),
 )
 
 
@@ -201,6 +202,9 @@ class Settings:
         0.9, "NLI contradiction probability (both directions) above which two sentences of a text conflict."
     )
     attribute_threshold: float = setting(0.8, "NLI contradiction probability against a product attribute.")
+    topic_threshold: float = setting(
+        0.25, "MiniLM cosine to an article's topic (and heading) under which a sentence is off-topic; a section "
+              "at least half off-topic fails the topicality check (tuned on benchmarks/defect_set's dev half).")
     sandbox_timeout_s: float = setting(10.0, "Wall-clock limit of one sandboxed test run.")
     sandbox_cpu_s: int = setting(5, "CPU-time limit of one sandboxed test run.")
     sandbox_memory_mb: int = setting(512, "Address-space limit of one sandboxed test run.")

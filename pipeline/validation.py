@@ -25,6 +25,7 @@ def validator_settings(settings: Settings) -> ValidatorSettings:
         nli_model=settings.nli_model,
         contradiction_threshold=settings.contradiction_threshold,
         attribute_threshold=settings.attribute_threshold,
+        topic_threshold=settings.topic_threshold,
         sandbox=Limits(wall_s=settings.sandbox_timeout_s, cpu_s=settings.sandbox_cpu_s,
                        memory_mb=settings.sandbox_memory_mb, disk_mb=settings.sandbox_disk_mb,
                        isolation=settings.sandbox_isolation),

@@ -100,3 +100,29 @@ def test_a_record_that_does_not_parse_is_still_checked_for_loops():
 def test_abbreviations_do_not_end_a_sentence():
     assert [s.text for s in sentences("It ends with a quote from Dr. Emma Taylor. Then it stops.")] == \
         ["It ends with a quote from Dr. Emma Taylor.", "Then it stops."]
+
+
+def test_a_section_mostly_about_something_else_is_off_topic():
+    from validators.registry import sentence_encoder
+    from validators.topicality import Topicality
+
+    encoder = sentence_encoder()
+    off = ("The 2022 World Cup drew record crowds in Qatar. Football fans sang in the stadiums all night. "
+           "The final went to penalties after extra time.")
+    report = Topicality(encoder).check(article(GOOD, off), ARTICLE)
+    assert not report.passed and "section 2" in report.message
+    assert all("World Cup" in e.text or "Football" in e.text or "penalties" in e.text for e in report.evidence)
+    assert Topicality(encoder).check(article(GOOD, "Worms break scraps down quickly. A compost bin keeps "
+                                                   "the pile warm and tidy."), ARTICLE).passed
+
+
+def test_the_encoder_cache_returns_what_the_encoder_computes():
+    import torch
+
+    from validators.registry import sentence_encoder
+
+    encoder = sentence_encoder()
+    texts = ["Compost needs air.", "Tea comes from leaves.", "Compost needs air."]
+    cached = encoder.encode(texts)
+    assert torch.allclose(cached, encoder.embed(texts), atol=1e-5) and torch.equal(cached[0], cached[2])
+    assert torch.equal(encoder.encode(texts[:1])[0], cached[0]), "a second call reads the cache"

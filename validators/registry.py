@@ -23,15 +23,16 @@ from validators.python_syntax import PythonSyntax
 from validators.sandbox.runner import Limits
 from validators.sandbox.validator import SandboxTests
 from validators.signature_kept import SignatureKept
+from validators.topicality import Topicality
 
 log = logging.getLogger(__name__)
 
 KIND_VALIDATORS: dict[str, tuple[str, ...]] = {
-    "article": ("markdown_structure", "degeneration", "meta_debris", "garbled", "contradiction"),
+    "article": ("markdown_structure", "degeneration", "meta_debris", "garbled", "topicality", "contradiction"),
     "product": ("json_schema", "degeneration", "meta_debris", "garbled", "product_attributes", "contradiction"),
     "code": ("python_syntax", "signature_kept", "hollow_code", "sandbox_tests"),
 }
-ALL_VALIDATORS = ("markdown_structure", "degeneration", "meta_debris", "garbled", "contradiction", "json_schema", "product_attributes",
+ALL_VALIDATORS = ("markdown_structure", "degeneration", "meta_debris", "garbled", "topicality", "contradiction", "json_schema", "product_attributes",
                   "python_syntax", "signature_kept", "hollow_code", "sandbox_tests")
 
 
@@ -43,6 +44,8 @@ class ValidatorSettings:
     """'default' (MiniLM cross-encoder + shipped head), 'none' (rules only), or an HF NLI model path."""
     contradiction_threshold: float = 0.9
     attribute_threshold: float = 0.8
+    topic_threshold: float = 0.25
+    """Cosine (MiniLM) to the topic under which a sentence is off-topic (tuned on the defect set's dev half)."""
     use_rules: bool = True
     sandbox: Limits = field(default_factory=Limits)
     min_words: tuple[tuple[str, int], ...] = (("article", 60), ("product", 15))
@@ -107,6 +110,8 @@ def _build(name: str, kind: str, s: ValidatorSettings, schema: dict | None) -> V
         return HollowCode()
     if name == "sandbox_tests":
         return SandboxTests(s.sandbox)
+    if name == "topicality":
+        return Topicality(sentence_encoder(), threshold=s.topic_threshold)
     nli = nli_model(s.nli_model)
     if name == "product_attributes":
         return ProductAttributes(nli=nli, threshold=s.attribute_threshold, use_rules=s.use_rules)

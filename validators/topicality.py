@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from validators.base import Evidence, Report, ValidationContext
 from validators.prose_parts import Part, parts_of
 
@@ -21,15 +23,21 @@ from validators.prose_parts import Part, parts_of
 class Topicality:
     encoder: Any
     """A SentenceEncoder: encode(list[str]) -> unit-norm embeddings [n, d]."""
-    threshold: float = 0.15
+    threshold: float = 0.25
     name: str = "topicality"
 
     def check(self, text: str, context: ValidationContext) -> Report:
         critical, minor = [], []
-        for part in parts_of(text, context.kind):
-            if not (part.name == "description" or part.name.startswith(("section", "text"))) or not part.sentences:
-                continue
-            sims = self.similarities(part, context)
+        parts = [p for p in parts_of(text, context.kind)
+                 if (p.name == "description" or p.name.startswith(("section", "text"))) and p.sentences]
+        # One encoder call for every sentence and every anchor of the output.
+        anchors = [anchors_for(p, context) for p in parts]
+        texts = list(dict.fromkeys([s.text for p in parts for s in p.sentences] + [a for x in anchors for a in x]))
+        vectors = dict(zip(texts, self.encoder.encode(texts))) if texts else {}
+        for part, part_anchors in zip(parts, anchors):
+            # [n_sentences, d] @ [d, n_anchors] -> the best anchor per sentence
+            sims = (torch.stack([vectors[s.text] for s in part.sentences])
+                    @ torch.stack([vectors[a] for a in part_anchors]).T).max(dim=1).values.tolist()
             off = [(s, sim) for s, sim in zip(part.sentences, sims) if sim < self.threshold]
             evidence = [Evidence(s.start, s.end, s.text, f"off-topic in {part.name} (similarity {sim:.2f})")
                         for s, sim in off]
@@ -40,12 +48,6 @@ class Topicality:
                           tuple(critical + minor), details)
         return Report(self.name, True, 1.0, f"{len(minor)} off-topic sentences" if minor else "on topic",
                       tuple(minor), details)
-
-    def similarities(self, part: Part, context: ValidationContext) -> list[float]:
-        anchors = anchors_for(part, context)
-        # [n_sentences, d] @ [d, n_anchors] -> best anchor per sentence
-        sims = self.encoder.encode([s.text for s in part.sentences]) @ self.encoder.encode(anchors).T
-        return sims.max(dim=1).values.tolist()
 
 
 def anchors_for(part: Part, context: ValidationContext) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
@@ -45,16 +46,40 @@ def load_minilm(path: str | None = None):
 
 
 class SentenceEncoder:
-    """Normalised mean-pooled MiniLM embeddings of sentences: (N,) strings -> (N, 384)."""
+    """Normalised mean-pooled MiniLM embeddings of sentences: (N,) strings -> (N, 384).
 
-    def __init__(self, max_length: int = 128):
+    Recent sentences are remembered (`cache_size`): the validators of one output embed the same
+    sentences (topicality, then contradiction), and a retry often restates most of them."""
+
+    def __init__(self, max_length: int = 128, cache_size: int = 4096):
         self.tokenizer, self.model = load_minilm()
         self.max_length = max_length
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()
 
-    @torch.inference_mode()
     def encode(self, sentences: list[str], batch_size: int = 64) -> torch.Tensor:
         if not sentences:
             return torch.zeros((0, self.model.config.hidden_size))
+        with self._lock:
+            known = {s: self._cache[s] for s in set(sentences) if s in self._cache}
+            for s in known:
+                self._cache.move_to_end(s)
+        todo = list(dict.fromkeys(s for s in sentences if s not in known))
+        if todo:
+            fresh = self.embed(todo, batch_size)
+            with self._lock:
+                for s, row in zip(todo, fresh):
+                    known[s] = self._cache[s] = row
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return torch.stack([known[s] for s in sentences])
+
+    @torch.inference_mode()
+    def embed(self, sentences: list[str], batch_size: int = 64) -> torch.Tensor:
+        """The encoder itself, uncached."""
+        # A lone surrogate (text decoded with errors="surrogateescape") cannot be tokenized: replace it.
+        sentences = [s.encode("utf-8", "replace").decode("utf-8") for s in sentences]
         out = []
         for start in range(0, len(sentences), batch_size):
             enc = self.tokenizer(sentences[start:start + batch_size], padding=True, truncation=True,
