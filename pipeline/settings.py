@@ -191,8 +191,9 @@ class Settings:
     )
     # -- validators --------------------------------------------------------------------------
     validators_disabled: str = setting(
-        "", "Comma-separated validators to turn off (markdown_structure, degeneration, contradiction, "
-            "json_schema, product_attributes, python_syntax, sandbox_tests)."
+        "", "Comma-separated validators to turn off (markdown_structure, degeneration, meta_debris, garbled, "
+            "topicality, contradiction, json_schema, product_attributes, python_syntax, signature_kept, "
+            "hollow_code, sandbox_tests)."
     )
     nli_model: str = setting(
         "default", "Contradiction NLI model: default (MiniLM cross-encoder + shipped head), none (rules only), "
