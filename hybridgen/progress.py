@@ -3,7 +3,9 @@
 Output that is not a terminal (CI, nohup, a log file) gets one line every `interval_s` seconds with
 done/total, the rate and the ETA, from a timer thread, so that a chunk that takes minutes still shows
 the run is alive; `interval_s=0` prints a line per finished item instead. Items are counted as the
-orchestrator stores them (`run_chunk(on_item=...)`).
+orchestrator stores them (`run_chunk(on_item=...)`); between items, the rows the engine finishes
+(`run_chunk(on_rows=...)`: plans, sections, function bodies, fallback programs) show that the chunk
+under way is moving.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class ItemProgress:
         self.interval_s = interval_s
         self.label = label
         self.done = 0
+        self.rows = 0
+        """Generations (decode rows) finished so far: progress inside a chunk, before its items are stored."""
         self._mode = "quiet" if quiet else ("bar" if console.is_terminal else "lines")
         self._started = time.monotonic()
         self._lock = threading.Lock()
@@ -66,6 +70,13 @@ class ItemProgress:
         elif self._mode == "lines" and self.interval_s == 0:
             self._line()
 
+    def rows_finished(self, n: int) -> None:
+        with self._lock:
+            self.rows += n
+            rows = self.rows
+        if self._bar is not None:
+            self._bar.update(self._task, description=f"{self.label} · {plural(rows, 'generation')}")
+
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self._stop.set()
@@ -77,9 +88,9 @@ class ItemProgress:
             self._line()  # the last count, whenever the timer last printed
 
     def status_line(self) -> str:
-        """`batch 3: 12/40 items (30%), 41 items/hour, ETA 0:40:57, 0:17:33 elapsed`."""
+        """`batch 3: 12/40 items (30%), 41 items/hour, ETA 0:40:57, 0:17:33 elapsed, 96 generations`."""
         with self._lock:
-            done = self.done
+            done, rows = self.done, self.rows
         elapsed = time.monotonic() - self._started
         share = f" ({done / self.total:.0%})" if self.total else ""
         if done and elapsed > 0:
@@ -87,7 +98,8 @@ class ItemProgress:
             speed = f"{per_s * 3600:.0f} items/hour, ETA {duration((self.total - done) / per_s)}"
         else:
             speed = "rate and ETA after the first item"
-        return f"{self.label}: {done}/{plural(self.total, 'item')}{share}, {speed}, {duration(elapsed)} elapsed"
+        generated = f", {plural(rows, 'generation')}" if rows else ""
+        return f"{self.label}: {done}/{plural(self.total, 'item')}{share}, {speed}, {duration(elapsed)} elapsed{generated}"
 
     def _line(self) -> None:
         self.console.print(self.status_line(), markup=False, highlight=False, soft_wrap=True)

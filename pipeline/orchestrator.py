@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from generators.decoding.progress import watching
 from pipeline.heartbeat import Heartbeat
 from pipeline.jobs import ItemJob, ItemOutcome
 from pipeline.runtime import Runtime
@@ -75,12 +76,15 @@ _in_flight = _InFlight()
 
 
 def run_chunk(item_ids: Sequence[int], *, sessions: sessionmaker[Session], runtime: Runtime,
-              on_item: Callable[[int, str], None] | None = None) -> ChunkOutcome:
-    """`on_item(item_id, status)` is called as each item's result is stored (progress display)."""
+              on_item: Callable[[int, str], None] | None = None,
+              on_rows: Callable[[int], None] | None = None) -> ChunkOutcome:
+    """`on_item(item_id, status)` is called as each item's result is stored, and `on_rows(n)` as the
+    engine's decodes finish rows (plans, spans, programs): the progress display between items."""
     worker = runtime.worker_id
     ids = _in_flight.reserve(worker, item_ids)
     try:
-        outcome = _run_reserved(ids, sessions=sessions, runtime=runtime, on_item=on_item)
+        with watching(on_rows):
+            outcome = _run_reserved(ids, sessions=sessions, runtime=runtime, on_item=on_item)
     finally:
         _in_flight.release(worker, ids)
     outcome.skipped = [i for i in item_ids if i not in outcome.claimed]
@@ -101,20 +105,18 @@ def _run_reserved(item_ids: Sequence[int], *, sessions: sessionmaker[Session], r
         return outcome
 
     jobs = _load_jobs(sessions, claims)
-    with Heartbeat(sessions, claims, worker, settings.heartbeat_interval_s):
-        results = _generate(jobs, runtime)
 
-    for job in jobs:
-        result = results[job.item_id]
-        claim = by_id[job.item_id]
-        stored = _store_result(sessions, claim, worker, result, outcome.webhooks)
-        if stored:
-            outcome.finished[job.item_id] = result.status
+    def store(item_id: int, result: ItemOutcome) -> None:
+        if _store_result(sessions, by_id[item_id], worker, result, outcome.webhooks):
+            outcome.finished[item_id] = result.status
             if on_item is not None:
-                on_item(job.item_id, result.status)
+                on_item(item_id, result.status)
         else:
-            log.warning("item %s: claim lost to another worker; this run's result was discarded", job.item_id)
-            outcome.lost.append(job.item_id)
+            log.warning("item %s: claim lost to another worker; this run's result was discarded", item_id)
+            outcome.lost.append(item_id)
+
+    with Heartbeat(sessions, claims, worker, settings.heartbeat_interval_s):
+        _generate(jobs, runtime, store)
     return outcome
 
 
@@ -161,23 +163,46 @@ def _load_jobs(sessions: sessionmaker[Session], claims: Sequence[Claim]) -> list
     ]
 
 
-def _generate(jobs: list[ItemJob], runtime: Runtime) -> dict[int, ItemOutcome]:
-    """Run every job down its path. An exception fails the affected items with `error`, never loses them."""
+Settle = Callable[[int, ItemOutcome], None]
+"""Takes an item's final outcome the moment it is known (the orchestrator stores it then)."""
+
+
+def _generate(jobs: list[ItemJob], runtime: Runtime, settle: Settle | None = None) -> dict[int, ItemOutcome]:
+    """Run every job down its path, settling each item as soon as nothing later can change it: an item
+    whose first draft passes is stored before the chunk's retries and fallback run, so it is durable
+    (and counted by the progress display) early. An exception fails the unsettled items of the
+    affected group with `error`, never loses them. Returns every outcome, too."""
     hybrid_kinds = {k.strip() for k in runtime.settings.hybrid_kinds.split(",") if k.strip()}
     hybrid = [j for j in jobs if j.mode == "hybrid" and j.kind in hybrid_kinds]
     plain = [j for j in jobs if j.mode == "plain"]
     ar = [j for j in jobs if j not in hybrid and j not in plain]
     outcomes: dict[int, ItemOutcome] = {}
+
+    def settle_once(item_id: int, outcome: ItemOutcome) -> None:
+        outcomes[item_id] = outcome
+        if settle is not None:
+            settle(item_id, outcome)
+
     for group, runner in ((hybrid, _hybrid), (ar, _ar), (plain, _plain)):
         if not group:
             continue
         try:
-            outcomes.update(runner(group, runtime))
+            runner(group, runtime, settle_once)
         except Exception as e:  # noqa: BLE001 - stored on the items; the worker stays up
             log.exception("generation failed for items %s", [j.item_id for j in group])
             message = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"
-            outcomes.update({j.item_id: ItemOutcome(status=ItemStatus.error.value, error=message) for j in group})
+            for j in group:
+                if j.item_id not in outcomes:
+                    settle_once(j.item_id, ItemOutcome(status=ItemStatus.error.value, error=message))
     return outcomes
+
+
+def _settle_passed(jobs: Sequence[ItemJob], attempts: dict[int, AttemptRecord], settle: Settle) -> list[ItemJob]:
+    """Settle the jobs whose attempt passed; the others, which still have work ahead."""
+    for j in jobs:
+        if attempts[j.item_id].passed:
+            settle(j.item_id, _final([attempts[j.item_id]]))
+    return [j for j in jobs if not attempts[j.item_id].passed]
 
 
 def _final(attempts: list[AttemptRecord]) -> ItemOutcome:
@@ -186,21 +211,28 @@ def _final(attempts: list[AttemptRecord]) -> ItemOutcome:
     return ItemOutcome(status=status.value, output=last.output, final_path=last.path, attempts=attempts)
 
 
-def _ar(jobs: list[ItemJob], runtime: Runtime) -> dict[int, ItemOutcome]:
-    attempts = retry_failed(jobs, run_planned(jobs, runtime, decoder="ar", path=AttemptPath.ar.value), runtime)
-    return {j.item_id: _final([attempts[j.item_id]]) for j in jobs}
+def _ar(jobs: list[ItemJob], runtime: Runtime, settle: Settle) -> None:
+    drafted = run_planned(jobs, runtime, decoder="ar", path=AttemptPath.ar.value)
+    pending = _settle_passed(jobs, drafted, settle)
+    attempts = retry_failed(pending, drafted, runtime)
+    for j in pending:
+        settle(j.item_id, _final([attempts[j.item_id]]))
 
 
-def _plain(jobs: list[ItemJob], runtime: Runtime) -> dict[int, ItemOutcome]:
-    attempts = run_plain(jobs, runtime)
-    return {j.item_id: _final([attempts[j.item_id]]) for j in jobs}
+def _plain(jobs: list[ItemJob], runtime: Runtime, settle: Settle) -> None:
+    attempts = run_plain(jobs, runtime)  # its retries are inside: the items settle together
+    for j in jobs:
+        settle(j.item_id, _final([attempts[j.item_id]]))
 
 
-def _hybrid(jobs: list[ItemJob], runtime: Runtime) -> dict[int, ItemOutcome]:
+def _hybrid(jobs: list[ItemJob], runtime: Runtime, settle: Settle) -> None:
     # The hybrid attempt gets the same sampled retries as mode ar: with draft-and-verify its spans are
     # the AR model's own, so everything mode ar delivers, this attempt delivers too, and the fallback
     # (guidance-constrained, a different kind of second chance) only adds to it.
-    first = retry_failed(jobs, run_planned(jobs, runtime, decoder="refiner", path=AttemptPath.hybrid.value), runtime)
-    failed = [j for j in jobs if not first[j.item_id].passed]
+    drafted = run_planned(jobs, runtime, decoder="refiner", path=AttemptPath.hybrid.value)
+    pending = _settle_passed(jobs, drafted, settle)
+    first = retry_failed(pending, drafted, runtime)
+    failed = _settle_passed(pending, first, settle)
     second = run_fallback(failed, {j.item_id: first[j.item_id].plan for j in failed}, runtime) if failed else {}
-    return {j.item_id: _final([first[j.item_id]] + ([second[j.item_id]] if j.item_id in second else [])) for j in jobs}
+    for j in failed:
+        settle(j.item_id, _final([first[j.item_id]] + ([second[j.item_id]] if j.item_id in second else [])))

@@ -135,6 +135,17 @@ def test_progress_lines_when_output_is_not_a_terminal():
     assert "ETA 0:00:00" in lines[-1]
 
 
+def test_progress_counts_generations_between_items():
+    out = io.StringIO()
+    with ItemProgress(Console(file=out, force_terminal=False, width=200), 2, interval_s=3600, label="batch 2") as progress:
+        progress.rows_finished(3)
+        progress.rows_finished(2)
+        assert progress.status_line().startswith("batch 2: 0/2 items (0%)")
+        assert progress.status_line().endswith(" elapsed, 5 generations")
+        progress.advance(2)
+    assert out.getvalue().splitlines()[-1].endswith(", 5 generations")
+
+
 def test_progress_lines_on_a_timer_and_quiet():
     out = io.StringIO()
     with ItemProgress(Console(file=out, width=200), 2, interval_s=3600) as progress:

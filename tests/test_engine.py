@@ -302,3 +302,17 @@ def test_the_graph_ready_static_step_equals_the_plain_engine(arch):
         [r.token_ids for r in generate_verified(adapted, ps, **kw)] == [r.token_ids for r in ar]
     with pytest.raises(ValueError, match="CUDA device"):
         GraphedModel(packed, capture=True)
+
+
+def test_a_watcher_hears_each_row_finish_as_it_leaves_the_batch(model):
+    from generators.decoding.progress import watching
+
+    heard: list[int] = []
+    caps = [3, 7, 3, 5]  # rows leave at steps 3, 5 and 7
+    with watching(heard.append):
+        generate_ar(model, prompts(4), eos_token_ids=[-1], pad_token_id=0, max_new_tokens=caps)
+        with watching(None):  # an inner block watched by no one
+            generate_ar(model, prompts(2), eos_token_ids=[-1], pad_token_id=0, max_new_tokens=[2, 2])
+    assert heard == [2, 1, 1]
+    generate_ar(model, prompts(1), eos_token_ids=[-1], pad_token_id=0, max_new_tokens=[2])
+    assert heard == [2, 1, 1], "outside the block nothing is reported"

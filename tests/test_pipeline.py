@@ -64,6 +64,17 @@ def test_each_kind_goes_plan_refine_validate_when_validators_pass(runtime, monke
     assert [s["heading"] in article.output for s in article.plan["sections"]] == [True, True]
 
 
+def test_an_item_whose_draft_passes_is_settled_before_the_others_retry_and_fall_back(runtime, monkeypatch):
+    accept_any_plan(monkeypatch)
+    article_checks = "markdown_structure,degeneration,meta_debris,garbled,topicality,contradiction"
+    runtime.settings = runtime.settings.replace(validators_disabled=article_checks)  # code still fails its syntax
+    settled: list[tuple[int, int]] = []  # (item id, attempts when it settled)
+    out = _generate([j for j in jobs() if j.kind in ("article", "code")], runtime,
+                    settle=lambda item_id, outcome: settled.append((item_id, len(outcome.attempts))))
+    assert settled == [(1, 1), (3, 2)], "the article is stored after its draft; the code after its fallback"
+    assert out[1].status == "done" and [a.path for a in out[3].attempts] == ["hybrid", "ar_fallback"]
+
+
 def test_validator_failure_falls_back_to_ar_then_flags(runtime):
     out = _generate(jobs(), runtime)  # random text fails the real validators
     for outcome in out.values():

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from generators.decoding.progress import report_finished
 from generators.results import RowResult
 
 # (row index in the call, tokens generated so far) -> length to keep if a stop sequence has
@@ -87,6 +88,7 @@ class Rows:
                 self._results[r] = RowResult(done[0], self.forwards[r], time.perf_counter() - self._t0, done[1])
         if len(keep) == len(self.live):
             return None
+        report_finished(len(self.live) - len(keep))
         self.live = [self.live[b] for b in keep]
         return torch.tensor(keep, dtype=torch.long, device=self._device)
 

@@ -66,7 +66,8 @@ def run(files: tuple[str, ...], mode: str, as_json: bool, new_batch: bool, quiet
                 progress.describe(f"batch {batch_id}")
                 for chunk in chunks(ids, ctx.settings.chunk_size):
                     outcome = run_chunk(chunk, sessions=sessions, runtime=runtime,
-                                        on_item=lambda _item, _status: progress.advance())
+                                        on_item=lambda _item, _status: progress.advance(),
+                                        on_rows=progress.rows_finished)
                     progress.advance(len(outcome.skipped) + len(outcome.lost))  # not generated here, but done with
     elapsed = time.perf_counter() - started
     summaries = []
