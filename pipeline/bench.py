@@ -57,14 +57,15 @@ def _job_digest(job: Job) -> str:
 
 
 def run_mode(mode: str, sample: ParsedBatch, runtime: Runtime, sessions: sessionmaker[Session], *, name: str,
-             on_item: Callable[[int, str], None] | None = None) -> dict[str, Any]:
+             on_item: Callable[[int, str], None] | None = None,
+             on_rows: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Store the sample as a batch of `mode`, generate it here chunk by chunk, and measure it."""
     stored = submit_batch(sessions, sample, name=f"bench {mode}: {name}", mode=mode, model=runtime.settings.model,
                           params={"bench": True}, new_batch=True)
     parts = chunks(stored.new_item_ids, runtime.settings.chunk_size)
     started = time.perf_counter()
     for part in parts:
-        run_chunk(part, sessions=sessions, runtime=runtime, on_item=on_item)
+        run_chunk(part, sessions=sessions, runtime=runtime, on_item=on_item, on_rows=on_rows)
     seconds = time.perf_counter() - started
     with sessions() as session:
         return {"batch_id": stored.batch_id, **measure(session, parts, seconds)}

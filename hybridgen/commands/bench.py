@@ -84,7 +84,8 @@ def bench(file: Path, sample: int, modes: list[str], warmup: bool, keep: bool, p
             with ItemProgress(messages, len(first_of_kind.jobs) * len(modes),
                               interval_s=ctx.settings.progress_interval_s, quiet=quiet, label="warm-up") as progress:
                 for mode in modes:
-                    run_mode(mode, first_of_kind, runtime, scratch, name="warm-up", on_item=lambda *_: progress.advance())
+                    run_mode(mode, first_of_kind, runtime, scratch, name="warm-up",
+                             on_item=lambda *_: progress.advance(), on_rows=progress.rows_finished)
         sessions = ctx.sessions() if keep else scratch
         results: dict[str, dict[str, Any]] = {}
         with ItemProgress(messages, len(jobs.jobs) * len(modes), interval_s=ctx.settings.progress_interval_s,
@@ -92,7 +93,7 @@ def bench(file: Path, sample: int, modes: list[str], warmup: bool, keep: bool, p
             for mode in modes:
                 progress.describe(f"mode {mode}")
                 results[mode] = run_mode(mode, jobs, runtime, sessions, name=file.name,
-                                         on_item=lambda *_: progress.advance())
+                                         on_item=lambda *_: progress.advance(), on_rows=progress.rows_finished)
         get_engine(f"sqlite:///{Path(tmp) / 'bench.sqlite'}").dispose()
     mode, why = recommend(results)
     report = {"file": str(file), "sample": len(jobs.jobs), "model": ctx.settings.model, "kept": keep,
