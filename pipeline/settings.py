@@ -192,7 +192,7 @@ class Settings:
     # -- validators --------------------------------------------------------------------------
     validators_disabled: str = setting(
         "", "Comma-separated validators to turn off (markdown_structure, degeneration, meta_debris, garbled, "
-            "topicality, contradiction, json_schema, product_attributes, python_syntax, signature_kept, "
+            "topicality, category, contradiction, json_schema, product_attributes, python_syntax, signature_kept, "
             "hollow_code, sandbox_tests)."
     )
     nli_model: str = setting(

@@ -86,7 +86,7 @@ def test_every_validator_answers_odd_input_with_a_report(kind, name):
         json.dumps(report.as_dict())  # storable
         if name in {"empty", "whitespace"}:  # emptiness is degeneration's and the syntax checks' to fail
             assert not report.passed or validator.name in {"contradiction", "sandbox_tests", "meta_debris",
-                                                           "garbled", "topicality", "signature_kept"}
+                                                           "garbled", "topicality", "category", "signature_kept"}
 
 
 # Product records the default model wrote for examples/product.jsonl (AR path, 2026-11-28). The head

@@ -126,3 +126,25 @@ def test_the_encoder_cache_returns_what_the_encoder_computes():
     cached = encoder.encode(texts)
     assert torch.allclose(cached, encoder.embed(texts), atol=1e-5) and torch.equal(cached[0], cached[2])
     assert torch.equal(encoder.encode(texts[:1])[0], cached[0]), "a second call reads the cache"
+
+
+def test_a_record_that_calls_the_product_another_kind_of_thing():
+    from validators.category import CategoryError
+
+    monitor = ValidationContext("product", {"name": "Nimbus 27 4K Monitor", "attributes": {"screen size": "27 in"}})
+    laptop = record("The Nimbus 27 4K Monitor is a high-end gaming laptop with a 27-inch screen.")
+    report = CategoryError().check(laptop, monitor)
+    assert not report.passed and "laptop" in report.message and report.evidence[0].text.startswith("The Nimbus")
+    socks = ValidationContext("product", {"name": "Trailhead Merino Hiking Socks", "attributes": {"pairs": 3}})
+    assert not CategoryError().check(record("The shoes are made with soft leather."), socks).passed
+    assert not CategoryError().check(record("Warm feet.", tagline="The Ultimate Knitting App"), socks).passed
+    fine = ("The socks are made of merino wool. If you are a fan of long walks, they are a great choice. "
+            "A mug of coffee and warm feet.")
+    assert CategoryError().check(record(fine), socks).passed, "a fan of walks, the socks' own type, contents"
+    jacket = ValidationContext("product", {"name": "Harbor Rain Jacket", "attributes": {"hood": "adjustable"}})
+    assert CategoryError().check(record("The coat is fully waterproof."), jacket).passed, "a jacket is a coat"
+
+
+def test_a_record_that_does_not_parse_still_shows_its_prose_fields():
+    parts = product_parts('{"title": "Mug", "tagline": "Hot \\"coffee\\" to go", "facts": [{"title": "Mug", "tag')
+    assert [p.name for p in parts] == ["tagline"] and parts[0].sentences[0].text == 'Hot "coffee" to go'

@@ -40,11 +40,14 @@ def article_parts(text: str) -> list[Part]:
     return parts
 
 
+STRING_FIELD = re.compile(r'"(title|tagline|description)"\s*:\s*"((?:[^"\\]|\\.)*)"?')
+
+
 def product_parts(text: str) -> list[Part]:
     try:
         record = json.loads(text)
     except json.JSONDecodeError:
-        return []
+        record = salvaged_fields(text)
     if not isinstance(record, dict):
         return []
     parts = []
@@ -59,6 +62,19 @@ def product_parts(text: str) -> list[Part]:
             found = [Sentence(at, at + len(value), value)]
         parts.append(Part(name, str(record.get("title", "")), tuple(found)))
     return parts
+
+
+def salvaged_fields(text: str) -> dict[str, str]:
+    """The first title, tagline and description string of a record that does not parse (cut off, or
+    looping): a reviewer still reads them, so the prose checks should too."""
+    out: dict[str, str] = {}
+    for m in STRING_FIELD.finditer(text):
+        try:
+            value = json.loads(f'"{m.group(2)}"')
+        except json.JSONDecodeError:
+            value = m.group(2)
+        out.setdefault(m.group(1), value)
+    return out
 
 
 def locate(text: str, value: str) -> int:

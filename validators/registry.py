@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from validators.base import Validator
+from validators.category import CategoryError
 from validators.degeneration import Degeneration
 from validators.garbled import Garbled
 from validators.hollow_code import HollowCode
@@ -29,11 +30,13 @@ log = logging.getLogger(__name__)
 
 KIND_VALIDATORS: dict[str, tuple[str, ...]] = {
     "article": ("markdown_structure", "degeneration", "meta_debris", "garbled", "topicality", "contradiction"),
-    "product": ("json_schema", "degeneration", "meta_debris", "garbled", "product_attributes", "contradiction"),
+    "product": ("json_schema", "degeneration", "meta_debris", "garbled", "category", "product_attributes",
+                "contradiction"),
     "code": ("python_syntax", "signature_kept", "hollow_code", "sandbox_tests"),
 }
-ALL_VALIDATORS = ("markdown_structure", "degeneration", "meta_debris", "garbled", "topicality", "contradiction", "json_schema", "product_attributes",
-                  "python_syntax", "signature_kept", "hollow_code", "sandbox_tests")
+ALL_VALIDATORS = ("markdown_structure", "degeneration", "meta_debris", "garbled", "topicality", "category",
+                  "contradiction", "json_schema", "product_attributes", "python_syntax", "signature_kept",
+                  "hollow_code", "sandbox_tests")
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,8 @@ def _build(name: str, kind: str, s: ValidatorSettings, schema: dict | None) -> V
         return MetaDebris()
     if name == "garbled":
         return Garbled()
+    if name == "category":
+        return CategoryError()
     if name == "signature_kept":
         return SignatureKept()
     if name == "hollow_code":
