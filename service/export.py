@@ -160,12 +160,7 @@ def export_summary(session: Session, batch_id: int, options: ExportOptions | Non
     go out before the rows)."""
     options = options or ExportOptions()
     summary = ExportSummary()
-    groups: Counter[tuple[str, str | None]] = Counter()
-    for status, review_status, n in session.execute(
-        select(Item.status, Item.review_status, func.count()).where(Item.batch_id == batch_id)
-        .group_by(Item.status, Item.review_status)
-    ).all():
-        groups[(status, review_status)] += n
+    groups = status_review_groups(session, batch_id)
     batch = session.get(Batch, batch_id)
     earlier = [e["item_id"] for e in ((batch.params if batch else None) or {}).get("stored_earlier", [])]
     for start in range(0, len(earlier), EXPORT_PAGE):
@@ -182,12 +177,17 @@ def export_summary(session: Session, batch_id: int, options: ExportOptions | Non
 def decision_counts(session: Session, batch_id: int) -> dict[str, int]:
     """The batch's own items by decision (every decision present, 0 when none)."""
     out = {d: 0 for d in DECISIONS}
-    for status, review_status, n in session.execute(
-        select(Item.status, Item.review_status, func.count()).where(Item.batch_id == batch_id)
-        .group_by(Item.status, Item.review_status)
-    ).all():
+    for (status, review_status), n in status_review_groups(session, batch_id).items():
         out[decision_of(status, review_status)] += n
     return out
+
+
+def status_review_groups(session: Session, batch_id: int) -> Counter[tuple[str, str | None]]:
+    """The batch's own items counted by (status, review status): every decision follows from these."""
+    return Counter({(status, review_status): n for status, review_status, n in session.execute(
+        select(Item.status, Item.review_status, func.count()).where(Item.batch_id == batch_id)
+        .group_by(Item.status, Item.review_status)
+    ).all()})
 
 
 def _page(session: Session, *conditions: Any) -> list[Item]:

@@ -189,16 +189,21 @@ def list_page(session: Session, flt: ItemFilter, *, page: int = 1, page_size: in
         select(Item).options(defer(Item.search_text)).where(*cond).order_by(*order)
         .limit(page_size).offset((page - 1) * page_size)
     ).scalars())
+    return ListPage(list_rows(session, items, flt), count, page, page_size)
+
+
+def list_rows(session: Session, items: list[Item], flt: ItemFilter) -> list[ListRow]:
+    """Each item with its title, preview and first failing message (the failing validator the filter
+    names first); one query for the final attempts' reports of all of them."""
     final_ids = [i.final_attempt_id for i in items if i.final_attempt_id is not None]
     reports = dict(session.execute(select(Attempt.id, Attempt.reports).where(Attempt.id.in_(final_ids))).all()) \
         if final_ids else {}
-    base = flt.failing.split("[")[0] if flt.failing else None
     rows = []
     for item in items:
         title, preview = title_and_preview(item.kind, item.input, item.edited_output or item.output)
         rows.append(ListRow(item, title, preview, first_failure(reports.get(item.final_attempt_id) or [],
-                                                                  item.error, base)))
-    return ListPage(rows, count, page, page_size)
+                                                                  item.error, flt.failing)))
+    return rows
 
 
 def matching_ids(session: Session, flt: ItemFilter, *, limit: int) -> tuple[list[int], int]:

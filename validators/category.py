@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from validators.base import Evidence, Report, ValidationContext
-from validators.prose_parts import product_parts
+from validators.prose_parts import parts_of
 from validators.text import words
 
 GROUPS = (
@@ -62,7 +62,7 @@ class CategoryError:
     def check(self, text: str, context: ValidationContext) -> Report:
         own = own_types(context.input)
         found: list[Evidence] = []
-        for part in product_parts(text):
+        for part in parts_of(text, "product"):
             for s in part.sentences:
                 nouns = [m.group(2) for m in SUBJECT.finditer(s.text)] + [m.group(1) for m in IS_A.finditer(s.text)]
                 if part.name == "tagline":

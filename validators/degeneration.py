@@ -56,13 +56,15 @@ class Degeneration:
             problems.append(f"repetitive: {share:.0%} of {self.ngram}-grams are repeats")
         sents = sentences(text)
         counts = Counter(s.text.lower() for s in sents if len(s.text.split()) >= 3)
+        exact_repeat = False
         for sent_text, n in counts.items():
             if n > self.max_sentence_repeats:
+                exact_repeat = True
                 first = next(s for s in sents if s.text.lower() == sent_text)
                 problems.append(f"sentence repeated {n} times: {first.text[:60]!r}")
                 evidence.append(Evidence(first.start, first.end, first.text, f"repeated {n} times"))
                 break
-        if not any("repeated" in p for p in problems):
+        if not exact_repeat:
             copies = near_duplicate_copies(sents, self.near_duplicate_jaccard)
             if copies and len(copies) > self.max_sentence_repeats:
                 problems.append(f"near-duplicate sentence {len(copies)} times: {copies[1].text[:60]!r}")

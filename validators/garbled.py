@@ -56,7 +56,7 @@ class Garbled:
             if not found:
                 continue
             evidence = [Evidence(s.start, s.end, s.text, f"{why} in {part.name}") for s, why in found]
-            whole_part = part.name == "description" or part.name.startswith(("section", "text"))
+            whole_part = part.is_body
             (critical if whole_part and 2 * len(found) >= len(part.sentences) else minor).extend(evidence)
         if critical:
             return Report(self.name, False, 0.0, f"garbled text ({critical[0].note}): {critical[0].text[:80]!r}",

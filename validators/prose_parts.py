@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from validators.text import Sentence, sentences
 
@@ -25,6 +26,11 @@ class Part:
     """"section 2: Brewing", "description", "tagline", "facts[1]"."""
     heading: str
     sentences: tuple[Sentence, ...]
+
+    @property
+    def is_body(self) -> bool:
+        """A section body or the description: the parts the deletion tests judge as a whole."""
+        return self.name == "description" or self.name.startswith(("section", "text"))
 
 
 def article_parts(text: str) -> list[Part]:
@@ -88,8 +94,11 @@ def locate(text: str, value: str) -> int:
     return text.find(encoded)
 
 
-def parts_of(text: str, kind: str) -> list[Part]:
-    return article_parts(text) if kind == "article" else product_parts(text) if kind == "product" else []
+@lru_cache(maxsize=16)
+def parts_of(text: str, kind: str) -> tuple[Part, ...]:
+    """The parts of one output, split once for all the validators that judge it (they run one after
+    another on the same text)."""
+    return tuple(article_parts(text) if kind == "article" else product_parts(text) if kind == "product" else [])
 
 
 def is_sentence(s: Sentence) -> bool:

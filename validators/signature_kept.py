@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 from validators.base import Evidence, Report, ValidationContext
-from validators.code_function import FunctionNode, def_line, parse_quietly, top_level_functions
+from validators.code_function import FunctionNode, def_line, delivered_function, parse_quietly, top_level_functions
 from validators.code_task import expected_name, given_signature
 from validators.sandbox.examples import example_tests
 
@@ -30,16 +30,13 @@ class SignatureKept:
         if tree is None or not wanted:
             return Report(self.name, True, 1.0, "nothing to compare" if tree is not None
                           else "does not parse (python_syntax reports it)")
-        functions = top_level_functions(tree)
-        named = [f for f in functions if f.name == wanted]
-        if not named:
-            others = ", ".join(f"{f.name}()" for f in functions) or "no function"
-            evidence = (Evidence(*def_line(text, functions[-1]), text[slice(*def_line(text, functions[-1]))],
-                                 f"expected {wanted}()"),) if functions else ()
+        fn = delivered_function(tree, job)
+        span = def_line(text, fn) if fn is not None else None
+        if fn is None or fn.name != wanted:
+            others = ", ".join(f"{f.name}()" for f in top_level_functions(tree)) or "no function"
+            evidence = (Evidence(span[0], span[1], text[span[0]:span[1]], f"expected {wanted}()"),) if span else ()
             return Report(self.name, False, 0.0, f"the job asks for {wanted}() but the code defines {others}",
                           evidence)
-        fn = named[-1]
-        span = def_line(text, fn)
         problems, minor = [], []
         signature = given_signature(job)
         if signature:

@@ -29,7 +29,7 @@ class Topicality:
     def check(self, text: str, context: ValidationContext) -> Report:
         critical, minor = [], []
         parts = [p for p in parts_of(text, context.kind)
-                 if (p.name == "description" or p.name.startswith(("section", "text"))) and p.sentences]
+                 if p.is_body and p.sentences]
         # One encoder call for every sentence and every anchor of the output.
         anchors = [anchors_for(p, context) for p in parts]
         texts = list(dict.fromkeys([s.text for p in parts for s in p.sentences] + [a for x in anchors for a in x]))

@@ -18,7 +18,6 @@ from service.storage.models import Attempt, Feedback, Item, Review
 @dataclass
 class ItemPage:
     item: Item
-    input_json: str
     plan_json: str | None
     attempts: list[AttemptView]
     """The latest run's attempts, in the order they were tried (hybrid, then fallback)."""
@@ -55,7 +54,6 @@ def item_page(session: Session, item_id: int) -> ItemPage | None:
     final_failing = [r.report for r in final.failing] if final else []
     return ItemPage(
         item=item,
-        input_json=json.dumps(item.input, indent=2, ensure_ascii=False),
         plan_json=json.dumps(plan, indent=2, ensure_ascii=False) if plan else None,
         attempts=views,
         earlier_runs=len({a.run_no for a in attempts}) - (1 if latest else 0),

@@ -29,7 +29,12 @@ def form_id(form: FormData, name: str) -> int:
 
 
 def current_reviewer(session: Session, request: Request) -> User:
-    reviewer = session.get(User, int(request.session["user_id"]))
+    return reviewer_by_id(session, int(request.session["user_id"]))
+
+
+def reviewer_by_id(session: Session, user_id: int) -> User:
+    """The logged-in reviewer's account, if it still exists and is enabled (a 403 otherwise)."""
+    reviewer = session.get(User, user_id)
     if reviewer is None or reviewer.disabled:
         raise HTTPException(403, "your account no longer exists or is disabled")
     return reviewer

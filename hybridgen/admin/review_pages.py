@@ -19,15 +19,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from hybridgen.admin.csrf import FORM_FIELD, csrf_token, token_is_valid
+from hybridgen.admin.csrf import FORM_FIELD, csrf_token
 from hybridgen.admin.queue_pages import (
     QUEUE_FIELD, filter_from_field, item_url, list_url, next_item_response, request_filter, with_query,
 )
+from hybridgen.admin.review_forms import checked_form, reviewer_by_id
 from hybridgen.admin.services import AppServices
 from hybridgen.words import plural
 from service.review_list import ItemFilter, matching_ids
 from service.reviews import ReviewError, review_items, undo_last
-from service.storage.models import Item, Review, ReviewDecision, User
+from service.storage.models import Item, Review, ReviewDecision
 from service.storage.types import MAX_ID, parse_id
 
 DECIDE_PATH = "/review/decide"
@@ -113,9 +114,7 @@ class ReviewPages(BaseView):
 
     @expose(DECIDE_PATH, methods=["POST"], identity="review_decide")
     async def decide(self, request: Request) -> Response:
-        form = await request.form()
-        if not token_is_valid(request, form.get(FORM_FIELD)):
-            raise HTTPException(403, "the form's CSRF token is missing or stale; reload the page and try again")
+        form = await checked_form(request)
         decision = str(form.get("decision", ""))
         if decision not in {d.value for d in ReviewDecision} - {"undo"}:
             raise HTTPException(400, f"unknown decision {decision!r}")
@@ -150,9 +149,7 @@ class ReviewPages(BaseView):
     @expose(UNDO_PATH, methods=["POST"], identity="review_undo")
     async def undo(self, request: Request) -> Response:
         """Take back this reviewer's latest decision and show that item again (in the same filter)."""
-        form = await request.form()
-        if not token_is_valid(request, form.get(FORM_FIELD)):
-            raise HTTPException(403, "the form's CSRF token is missing or stale; reload the page and try again")
+        form = await checked_form(request)
         flt = filter_from_field(str(form.get(QUEUE_FIELD, "")))
         try:
             item_id, decision = await run_in_threadpool(self._undo, int(request.session["user_id"]))
@@ -163,21 +160,15 @@ class ReviewPages(BaseView):
         Flash.success(request, f"undid {decision} of item #{item_id}", title="Undone")
         return RedirectResponse(item_url(request, item_id, flt), status_code=303)
 
-    def _reviewer(self, session, user_id: int) -> User:
-        reviewer = session.get(User, user_id)
-        if reviewer is None or reviewer.disabled:
-            raise HTTPException(403, "your account no longer exists or is disabled")
-        return reviewer
-
     def _apply(self, pks: list[int], decision: str, user_id: int, note: str | None, edited: str | None,
                attempt_id: int | None = None):
         with self.services.sessions.begin() as session:
-            return review_items(session, pks, decision, self._reviewer(session, user_id), note=note,
+            return review_items(session, pks, decision, reviewer_by_id(session, user_id), note=note,
                                 edited_output=edited, attempt_id=attempt_id)
 
     def _undo(self, user_id: int) -> tuple[int, str]:
         with self.services.sessions.begin() as session:
-            review = undo_last(session, self._reviewer(session, user_id))
+            review = undo_last(session, reviewer_by_id(session, user_id))
             undone = session.get(Review, review.undoes_id)
             return review.item_id, undone.decision if undone is not None else "decision"
 

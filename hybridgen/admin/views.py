@@ -140,7 +140,7 @@ class ItemAdmin(ReadOnlyView, model=Item):
         page = await run_in_threadpool(self._load_page, item_id)
         queue = await run_in_threadpool(queue_context, request, self.services, item_id)
         return {"page": page, "csrf_token": csrf_token(request), "status_badge": status_badge, "queue": queue,
-                "queue_field": QUEUE_FIELD, "has_compare": (TEMPLATES / "hybridgen" / "_compare.html").exists()}
+                "queue_field": QUEUE_FIELD}
 
     def _load_page(self, item_id: int):
         with self.services.sessions() as session:

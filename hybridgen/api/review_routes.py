@@ -23,10 +23,9 @@ from starlette.concurrency import run_in_threadpool
 from hybridgen.api.auth import ApiUser, require_token
 from hybridgen.api.schemas import ItemPage, ReviewRequest, ReviewResult
 from service.export import decision_of
-from service.review_list import FilterError, ItemFilter, dialect_of, title_and_preview
+from service.review_list import FilterError, ItemFilter, ListRow, dialect_of, list_rows
 from service.reviews import ReviewError, review_items
-from service.storage.models import Attempt, Item, ReviewDecision, User
-from service.storage.queries import first_failure
+from service.storage.models import Item, ReviewDecision, User
 from service.storage.types import MAX_ID
 
 router = APIRouter(tags=["review"])
@@ -89,22 +88,18 @@ def list_items(
             .order_by(Item.id).limit(limit + 1)
         ).scalars())
         more, items = len(items) > limit, items[:limit]
-        final_ids = [i.final_attempt_id for i in items if i.final_attempt_id is not None]
-        reports = dict(session.execute(select(Attempt.id, Attempt.reports).where(Attempt.id.in_(final_ids))).all()) \
-            if final_ids else {}
-        rows = [_row(item, reports.get(item.final_attempt_id) or [], flt) for item in items]
+        rows = [_row(row) for row in list_rows(session, items, flt)]
     return {"items": rows, "limit": limit, "next_cursor": make_cursor(items[-1].id, flt) if more else None}
 
 
-def _row(item: Item, reports: list[Any], flt: ItemFilter) -> dict[str, Any]:
-    title, preview = title_and_preview(item.kind, item.input, item.edited_output or item.output)
+def _row(row: ListRow) -> dict[str, Any]:
+    item = row.item
     return {
         "item_id": item.id, "batch_id": item.batch_id, "line": item.line_no, "key": item.client_key,
         "kind": item.kind, "status": item.status, "decision": decision_of(item.status, item.review_status),
         "review_status": item.review_status, "final_path": item.final_path,
         "failing": [v for v in (item.failed_validators or "").split(",") if v],
-        "message": first_failure(reports, item.error, flt.failing.split("[")[0] if flt.failing else None),
-        "title": title, "preview": preview, "updated_at": item.updated_at.isoformat(),
+        "message": row.message, "title": row.title, "preview": row.preview, "updated_at": item.updated_at.isoformat(),
         "links": {"item": f"/api/items/{item.id}", "review": f"/api/items/{item.id}/review"},
     }
 

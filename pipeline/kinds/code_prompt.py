@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import ast
 import re
-import warnings
 from typing import Any
 
+from validators.code_function import parse_quietly
 from validators.code_task import expected_name, last_signature
 from validators.sandbox.examples import example_tests
 
@@ -60,13 +60,7 @@ def docstring_block(text: str, indent: str = "    ") -> str:
 
 
 def _parses(source: str) -> bool:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SyntaxWarning)
-            ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
+    return parse_quietly(source) is not None
 
 
 def signature_from_tests(job_input: dict[str, Any]) -> str | None:

@@ -17,7 +17,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.storage.models import Attempt, Batch, Item, ItemStatus
-from service.storage.search import search_text_sql
+from service.storage.search import search_text
 from service.storage.types import utcnow
 
 
@@ -119,6 +119,7 @@ def finish_item(
     if status not in ItemStatus.final():
         raise ValueError(f"finish_item needs a final status, got {status}")
     now = utcnow()
+    job_input = session.execute(select(Item.input).where(Item.id == claim.item_id)).scalar()
     owned = session.execute(
         update(Item)
         .where(
@@ -133,7 +134,7 @@ def finish_item(
             failed_validators=failed_validator_names(attempts, final_path),
             # A new output needs a new review: earlier decisions were about the old one.
             review_status=None, edited_output=None,
-            search_text=search_text_sql(output),
+            search_text=search_text(job_input, output),
         )
     ).rowcount
     if owned != 1:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, and_, cast, func, literal
+from sqlalchemy import ColumnElement, and_, func, literal
 
 from service.storage.models import Item
 
@@ -20,11 +20,6 @@ FTS_CONFIG = "simple"
 def search_text(input_: dict[str, Any] | None, output: str | None, edited_output: str | None = None) -> str:
     parts = (json.dumps(input_ or {}, ensure_ascii=False, sort_keys=True), output or "", edited_output or "")
     return "\n".join(p for p in parts if p)
-
-
-def search_text_sql(output: str | None) -> ColumnElement:
-    """The same text computed in SQL from the row's own input, for UPDATEs that do not load the row."""
-    return func.coalesce(cast(Item.input, Text), "") + literal("\n" + (output or ""))
 
 
 def matches(term: str, dialect: str) -> ColumnElement[bool]:

@@ -70,7 +70,7 @@ class SentenceEncoder:
             fresh = self.embed(todo, batch_size)
             with self._lock:
                 for s, row in zip(todo, fresh):
-                    known[s] = self._cache[s] = row
+                    known[s] = self._cache[s] = row.clone()  # not a view that keeps the whole batch alive
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
         return torch.stack([known[s] for s in sentences])
